@@ -1,0 +1,3 @@
+from tokenwise.cli import main
+
+main()

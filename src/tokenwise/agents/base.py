@@ -1,0 +1,51 @@
+"""The contract between the agents and the run machinery that stores and delivers their events."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+class EventSink(Protocol):
+    """Where an agent's events go. The run machinery assigns seq, stores, then delivers each event.
+
+    `emit` never blocks on I/O; events are stored and delivered in the order they were emitted.
+    After the run's final event (`final=True` in data of the supervisor's agent_completed/agent_error)
+    the sink refuses further events.
+    """
+
+    def emit(
+        self, type: str, agent_name: str, data: dict[str, Any], tool_name: str | None = None
+    ) -> None: ...
+
+
+class UsageSource(Protocol):
+    """Read access to one user's workload data (datasets arrive with the ingestion work)."""
+
+    async def dataset_count(self) -> int: ...
+
+    async def row_count(self) -> int: ...
+
+
+@dataclass
+class RunContext:
+    """Everything one run of the pipeline needs."""
+
+    run_id: str
+    user_id: str
+    thread_id: str
+    question: str
+    sink: EventSink
+    usage: UsageSource
+    # Results of earlier agents, by agent name, for the later ones.
+    results: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """What the pipeline returns: the report it produced and how the run ended."""
+
+    status: str  # "completed", "failed" or "cancelled"
+    report: dict[str, Any]
+    markdown: str
+    error_code: str | None = None

@@ -1,0 +1,41 @@
+"""`create_app(settings)`: the ASGI app for one role, with its services built at startup."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from tokenwise import __version__
+from tokenwise.config import Settings
+from tokenwise.services.container import Services
+from tokenwise.web import api_routes, auth_routes, errors, health, sse
+from tokenwise.web.websocket import websocket_endpoint
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app. Services are created here, not at import time, and started by the lifespan."""
+    settings = settings or Settings()
+    services = Services.build(settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await services.start()
+        try:
+            yield
+        finally:
+            await services.stop()
+
+    app = FastAPI(title="Tokenwise", version=__version__, lifespan=lifespan)
+    app.state.services = services
+    errors.install(app)
+    app.include_router(health.router)
+    if settings.serves_auth:
+        app.include_router(auth_routes.router)
+    if settings.serves_api:
+        app.include_router(api_routes.router)
+        app.include_router(sse.router)
+        app.add_api_websocket_route("/ws", websocket_endpoint)
+        app.add_api_websocket_route("/api/v1/websocket", websocket_endpoint)
+    return app

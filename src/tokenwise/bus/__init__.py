@@ -1,0 +1,1 @@
+"""Event buses: how stored run events reach every connection of their user, in any process."""

@@ -1,0 +1,1 @@
+"""`tokenwise chat`: registered here; implemented in tokenwise.client (in progress)."""

@@ -1,0 +1,101 @@
+"""Typed settings, read from `TOKENWISE_*` environment variables and an optional `.env` file."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import AliasChoices, Field, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class Role(StrEnum):
+    """Which services one `tokenwise serve` process runs."""
+
+    ALL = "all"
+    AUTH = "auth"
+    API = "api"
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+class Settings(BaseSettings):
+    """Everything the app can be told. Build one per app; there is no module-level instance."""
+
+    model_config = SettingsConfigDict(env_prefix="TOKENWISE_", env_file=".env", extra="ignore")
+
+    environment: Environment = Environment.DEVELOPMENT
+    role: Role = Role.ALL
+    host: str = "127.0.0.1"
+    # `PORT` (the convention of most hosting platforms) is honoured as well as `TOKENWISE_PORT`.
+    port: int = Field(default=8000, validation_alias=AliasChoices("TOKENWISE_PORT", "PORT"))
+    public_url: str | None = None  # how clients reach this server; derived from host/port when unset
+
+    data_dir: Path = Path("var")
+    database_url: str | None = None  # default: SQLite file in data_dir
+
+    # Auth: keys, issuer and audience. The API verifies tokens against the auth service's JWKS.
+    auth_url: str | None = None  # base URL of the auth service when role=api
+    jwt_issuer: str = "tokenwise"
+    jwt_audience: str = "tokenwise-api"
+    key_dir: Path | None = None  # directory of EC P-256 private keys (*.pem); generated in development
+    signing_kid: str | None = None  # which key signs; default: the newest file
+    access_token_ttl_s: int = Field(default=900, ge=1)
+    refresh_token_ttl_s: int = Field(default=30 * 24 * 3600, ge=60)
+    ws_ticket_ttl_s: int = Field(default=60, ge=1, le=60)
+    jwks_cache_ttl_s: int = Field(default=300, ge=1)
+
+    # WebSocket protocol limits.
+    allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    max_message_bytes: int = Field(default=64 * 1024, ge=1024)
+    heartbeat_interval_s: float = Field(default=20.0, gt=0)
+    auth_timeout_s: float = Field(default=10.0, gt=0)
+    max_connections_per_user: int = Field(default=20, ge=1)
+    messages_per_second: float = Field(default=10.0, gt=0)
+    message_burst: int = Field(default=30, ge=1)
+    sse_heartbeat_s: float = Field(default=15.0, gt=0)
+    shutdown_grace_s: float = Field(default=10.0, ge=0)
+
+    demo_user: bool = False  # create the demo user at start (make run)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _split_origins(cls, data: object) -> object:
+        if isinstance(data, dict):
+            origins = data.get("allowed_origins")
+            if isinstance(origins, str):
+                data["allowed_origins"] = [o.strip() for o in origins.split(",") if o.strip()]
+        return data
+
+    @property
+    def is_development(self) -> bool:
+        return self.environment is Environment.DEVELOPMENT
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'tokenwise.db').resolve()}"
+
+    @property
+    def resolved_key_dir(self) -> Path:
+        return self.key_dir if self.key_dir is not None else self.data_dir / "keys"
+
+    @property
+    def resolved_public_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host  # noqa: S104
+        return f"http://{host}:{self.port}"
+
+    @property
+    def serves_auth(self) -> bool:
+        return self.role in (Role.ALL, Role.AUTH)
+
+    @property
+    def serves_api(self) -> bool:
+        return self.role in (Role.ALL, Role.API)

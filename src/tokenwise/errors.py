@@ -1,0 +1,126 @@
+"""Domain errors, and the one place that maps them to HTTP statuses and WebSocket close codes.
+
+    TokenwiseError                      code             HTTP   WebSocket
+    ├── AuthenticationError             unauthenticated  401    close 4401
+    │   ├── TokenExpired                token_expired    401    close 4401
+    │   └── InvalidCredentials          invalid_credentials 401 close 4401
+    ├── PermissionDenied                forbidden        403    close 4403
+    ├── NotFound                        not_found        404    error frame, stays open
+    ├── Conflict                        conflict         409    error frame, stays open
+    ├── InvalidInput                    invalid_input    422    error frame (invalid_message), stays open
+    ├── RateLimited                     rate_limited     429    error frame, stays open
+    ├── TooManyConnections              too_many_connections 429 close 4429
+    └── ServiceUnavailable              service_unavailable 503 error frame, then close 1013
+
+Anything else that escapes a handler is a bug: HTTP 500 / close 1011 with `internal_error:<error_id>`,
+and the same error id is logged with the traceback.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class TokenwiseError(Exception):
+    """Root of every error the application raises on purpose."""
+
+    code: ClassVar[str] = "error"
+    http_status: ClassVar[int] = 400
+    # None: the connection stays open and the client gets an error frame.
+    close_code: ClassVar[int | None] = None
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+    def body(self) -> dict[str, Any]:
+        """The JSON body: `{"error": {"code", "message", ...details}}`."""
+        return {"error": {"code": self.code, "message": self.message, **self.details}}
+
+
+class AuthenticationError(TokenwiseError):
+    code = "unauthenticated"
+    http_status = 401
+    close_code = 4401
+
+
+class TokenExpired(AuthenticationError):
+    code = "token_expired"
+
+
+class InvalidCredentials(AuthenticationError):
+    code = "invalid_credentials"
+
+
+class PermissionDenied(TokenwiseError):
+    code = "forbidden"
+    http_status = 403
+    close_code = 4403
+
+
+class NotFound(TokenwiseError):
+    code = "not_found"
+    http_status = 404
+
+
+class Conflict(TokenwiseError):
+    code = "conflict"
+    http_status = 409
+
+
+class InvalidInput(TokenwiseError):
+    """Bad input; `field` names what was wrong."""
+
+    code = "invalid_input"
+    http_status = 422
+
+    def __init__(self, message: str, *, field: str | None = None, **details: Any) -> None:
+        super().__init__(message, field=field, **details)
+        self.field = field
+
+
+class RateLimited(TokenwiseError):
+    code = "rate_limited"
+    http_status = 429
+
+    def __init__(self, message: str, *, retry_after_s: float) -> None:
+        super().__init__(message, retry_after_s=round(retry_after_s, 3))
+        self.retry_after_s = retry_after_s
+
+
+class TooManyConnections(TokenwiseError):
+    code = "too_many_connections"
+    http_status = 429
+    close_code = 4429
+
+
+class ServiceUnavailable(TokenwiseError):
+    """A dependency (the database, the auth service) cannot be reached right now."""
+
+    code = "service_unavailable"
+    http_status = 503
+    close_code = 1013
+
+    def __init__(self, message: str, *, retry_after_s: float = 5.0, dependency: str | None = None) -> None:
+        super().__init__(message, retry_after_s=retry_after_s, dependency=dependency)
+        self.retry_after_s = retry_after_s
+
+
+# WebSocket close codes the server sends, with their meaning (docs/protocol.md lists the same table).
+CLOSE_NORMAL = 1000
+CLOSE_GOING_AWAY = 1001
+CLOSE_MESSAGE_TOO_BIG = 1009
+CLOSE_INTERNAL_ERROR = 1011
+CLOSE_SERVICE_RESTART = 1012
+CLOSE_TRY_AGAIN_LATER = 1013
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_FORBIDDEN = 4403
+CLOSE_TOO_MANY_CONNECTIONS = 4429
+
+
+def close_reason(error: TokenwiseError) -> str:
+    """A close reason that fits the 123-byte limit of a close frame."""
+    reason = f"{error.code}: {error.message}"
+    encoded = reason.encode()
+    return encoded[:123].decode(errors="ignore") if len(encoded) > 123 else reason

@@ -1,0 +1,70 @@
+"""Where the API finds the public keys: the local key ring, or the auth service's JWKS over HTTP."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Protocol
+
+import httpx
+from jwt import PyJWK
+
+from tokenwise.errors import ServiceUnavailable
+from tokenwise.security.keys import KeyRing
+
+# A burst of tokens with unknown kids must not turn into a burst of JWKS fetches.
+_MIN_REFETCH_S = 2.0
+
+
+class KeySource(Protocol):
+    """Public verification keys by kid."""
+
+    async def key_for(self, kid: str) -> Any | None:
+        """The public key for `kid`, or None when it is not published."""
+        ...
+
+    async def check(self) -> None:
+        """Raise ServiceUnavailable unless the keys can be obtained."""
+        ...
+
+
+class LocalKeySource:
+    """The auth service and the API in one process: verify against the key ring directly."""
+
+    def __init__(self, keys: KeyRing) -> None:
+        self._keys = {key.kid: key.private_key.public_key() for key in keys.keys}
+
+    async def key_for(self, kid: str) -> Any | None:
+        return self._keys.get(kid)
+
+    async def check(self) -> None:
+        return None
+
+
+class RemoteKeySource:
+    """The auth service's JWKS, cached for `ttl_s` and refetched at once for an unknown kid."""
+
+    def __init__(self, jwks_url: str, client: httpx.AsyncClient, *, ttl_s: float) -> None:
+        self.jwks_url, self._client, self._ttl_s = jwks_url, client, ttl_s
+        self._keys: dict[str, Any] = {}
+        self._fetched_at = float("-inf")
+
+    async def _fetch(self) -> None:
+        try:
+            response = await self._client.get(self.jwks_url, timeout=5.0)
+            response.raise_for_status()
+            document = response.json()
+            keys = {jwk["kid"]: PyJWK(jwk).key for jwk in document["keys"] if "kid" in jwk}
+        except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+            raise ServiceUnavailable(
+                f"cannot fetch the auth service's JWKS from {self.jwks_url}: {exc}", dependency="auth"
+            ) from exc
+        self._keys, self._fetched_at = keys, time.monotonic()
+
+    async def key_for(self, kid: str) -> Any | None:
+        age = time.monotonic() - self._fetched_at
+        if age > self._ttl_s or (kid not in self._keys and age > _MIN_REFETCH_S):
+            await self._fetch()
+        return self._keys.get(kid)
+
+    async def check(self) -> None:
+        await self._fetch()

@@ -1,0 +1,57 @@
+"""Running the app under uvicorn, with a graceful shutdown that tells WebSocket clients first."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+
+import uvicorn
+from fastapi import FastAPI
+
+from tokenwise.config import Settings
+from tokenwise.services.container import Services
+
+log = logging.getLogger(__name__)
+
+
+class Server(uvicorn.Server):
+    """On SIGTERM: stop accepting, let running runs finish, send `server_shutdown` + close 1012, exit."""
+
+    def __init__(self, config: uvicorn.Config, services: Services) -> None:
+        super().__init__(config)
+        self.services = services
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        services = self.services
+        services.stopping = True
+        for server in self.servers:
+            server.close()
+        grace = services.settings.shutdown_grace_s
+        try:
+            await asyncio.wait_for(services.runs.stop(grace * 0.8), timeout=grace * 0.8 + 1)
+            await services.event_log.flush()
+        except (TimeoutError, Exception):
+            log.warning("shutdown: runs did not finish within the grace period")
+        await services.connections.shutdown_all()
+        await super().shutdown(sockets)
+
+
+def make_server(app: FastAPI, settings: Settings, *, log_level: str = "info") -> Server:
+    """A uvicorn server configured for the chat protocol's limits and heartbeat."""
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=log_level,
+        lifespan="on",
+        ws="websockets-sansio",
+        ws_max_size=settings.max_message_bytes,
+        ws_ping_interval=settings.heartbeat_interval_s,
+        ws_ping_timeout=settings.heartbeat_interval_s,
+        ws_per_message_deflate=False,
+        timeout_graceful_shutdown=max(1, int(settings.shutdown_grace_s)),
+        proxy_headers=True,
+        server_header=False,
+    )
+    return Server(config, app.state.services)

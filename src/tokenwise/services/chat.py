@@ -1,0 +1,220 @@
+"""Threads, messages and runs as one user sees them. Another user's rows are simply not found."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tokenwise.db.database import Database
+from tokenwise.db.tables import MessageRow, RunRow, ThreadRow, utcnow
+from tokenwise.errors import NotFound
+
+
+@dataclass(frozen=True)
+class Submission:
+    """The outcome of a user message: the ids to ack with, and whether a run must start."""
+
+    message_id: str
+    thread_id: str
+    run_id: str
+    client_message_id: str | None
+    question: str
+    is_new: bool  # False when the client_message_id was seen before: no second run
+
+
+def thread_json(row: ThreadRow) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "title": row.title,
+        "created_at": row.created_at.isoformat(),
+        "updated_at": row.updated_at.isoformat(),
+    }
+
+
+def message_json(row: MessageRow) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "role": row.role,
+        "content": row.content,
+        "created_at": row.created_at.isoformat(),
+        "run_id": row.run_id,
+    }
+
+
+def run_json(row: RunRow) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "thread_id": row.thread_id,
+        "message_id": row.message_id,
+        "status": row.status,
+        "created_at": row.created_at.isoformat(),
+        "finished_at": row.finished_at.isoformat() if row.finished_at else None,
+        "last_seq": row.last_seq,
+        "error_code": row.error_code,
+        "report": row.report,
+    }
+
+
+class Chat:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def _owned_thread(self, session: AsyncSession, user_id: str, thread_id: str) -> ThreadRow:
+        row = await session.get(ThreadRow, thread_id)
+        if row is None or row.user_id != user_id:
+            raise NotFound(f"no thread {thread_id!r}", field="thread_id")
+        return row
+
+    async def create_thread(self, user_id: str, title: str | None = None) -> ThreadRow:
+        row = ThreadRow(id=str(uuid.uuid4()), user_id=user_id, title=title or "New thread")
+        async with self._db.session() as session:
+            session.add(row)
+        return row
+
+    async def list_threads(self, user_id: str, limit: int = 100) -> list[ThreadRow]:
+        query = (
+            select(ThreadRow)
+            .where(ThreadRow.user_id == user_id)
+            .order_by(ThreadRow.updated_at.desc())
+            .limit(limit)
+        )
+        async with self._db.session() as session:
+            return list((await session.scalars(query)).all())
+
+    async def get_thread(self, user_id: str, thread_id: str) -> ThreadRow:
+        async with self._db.session() as session:
+            return await self._owned_thread(session, user_id, thread_id)
+
+    async def messages(
+        self, user_id: str, thread_id: str, *, limit: int = 50, before: datetime | None = None
+    ) -> list[MessageRow]:
+        """The newest `limit` messages before `before`, returned oldest first."""
+        async with self._db.session() as session:
+            await self._owned_thread(session, user_id, thread_id)
+            query = select(MessageRow).where(MessageRow.thread_id == thread_id)
+            if before is not None:
+                query = query.where(MessageRow.created_at < before)
+            query = query.order_by(MessageRow.created_at.desc(), MessageRow.id.desc()).limit(limit)
+            rows = list((await session.scalars(query)).all())
+        return rows[::-1]
+
+    async def submit(
+        self,
+        user_id: str,
+        content: str,
+        *,
+        thread_id: str | None = None,
+        client_message_id: str | None = None,
+    ) -> Submission:
+        """Store a user message and its run (a new thread when none is named); idempotent per client id."""
+        if client_message_id is not None:
+            seen = await self._seen(user_id, client_message_id)
+            if seen is not None:
+                return seen
+        message_id, run_id = str(uuid.uuid4()), str(uuid.uuid4())
+        now = utcnow()
+        try:
+            async with self._db.session() as session:
+                if thread_id is None:
+                    thread_id = str(uuid.uuid4())
+                    session.add(
+                        ThreadRow(
+                            id=thread_id, user_id=user_id, title=content[:80], created_at=now, updated_at=now
+                        )
+                    )
+                    await session.flush()
+                else:
+                    thread = await self._owned_thread(session, user_id, thread_id)
+                    thread.updated_at = now
+                session.add(
+                    MessageRow(
+                        id=message_id,
+                        thread_id=thread_id,
+                        user_id=user_id,
+                        role="user",
+                        content=content,
+                        run_id=run_id,
+                        client_message_id=client_message_id,
+                        created_at=now,
+                    )
+                )
+                session.add(
+                    RunRow(
+                        id=run_id,
+                        thread_id=thread_id,
+                        user_id=user_id,
+                        message_id=message_id,
+                        status="running",
+                        created_at=now,
+                    )
+                )
+        except IntegrityError:
+            # Two frames with one client_message_id raced; the other one won and owns the run.
+            seen = await self._seen(user_id, client_message_id) if client_message_id else None
+            if seen is None:
+                raise
+            return seen
+        return Submission(message_id, thread_id, run_id, client_message_id, content, is_new=True)
+
+    async def _seen(self, user_id: str, client_message_id: str) -> Submission | None:
+        async with self._db.session() as session:
+            row = await session.scalar(
+                select(MessageRow).where(
+                    MessageRow.user_id == user_id, MessageRow.client_message_id == client_message_id
+                )
+            )
+        if row is None or row.run_id is None:
+            return None
+        return Submission(row.id, row.thread_id, row.run_id, client_message_id, row.content, is_new=False)
+
+    async def get_run(self, user_id: str, run_id: str) -> RunRow:
+        async with self._db.session() as session:
+            row = await session.get(RunRow, run_id)
+        if row is None or row.user_id != user_id:
+            raise NotFound(f"no run {run_id!r}", field="run_id")
+        return row
+
+    @staticmethod
+    async def finish_run(
+        session: AsyncSession,
+        *,
+        user_id: str,
+        thread_id: str,
+        run_id: str,
+        status: str,
+        last_seq: int,
+        error_code: str | None,
+        report: dict[str, Any],
+        markdown: str,
+    ) -> None:
+        """Record a run's outcome and the assistant's answer, inside the caller's transaction."""
+        now = utcnow()
+        await session.execute(
+            update(RunRow)
+            .where(RunRow.id == run_id)
+            .values(
+                status=status,
+                finished_at=now,
+                last_seq=last_seq,
+                error_code=error_code,
+                report=report,
+                report_markdown=markdown,
+            )
+        )
+        session.add(
+            MessageRow(
+                id=str(uuid.uuid4()),
+                thread_id=thread_id,
+                user_id=user_id,
+                role="assistant",
+                content=markdown,
+                run_id=run_id,
+                created_at=now,
+            )
+        )

@@ -1,0 +1,45 @@
+"""Live connections of this process: the per-user limit, and who to tell when the server shuts down."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from typing import Protocol
+
+from tokenwise.errors import TooManyConnections
+
+
+class Live(Protocol):
+    async def shutdown(self) -> None:
+        """Tell the client the server is going away, and close."""
+        ...
+
+
+class ConnectionRegistry:
+    def __init__(self, max_per_user: int) -> None:
+        self._max = max_per_user
+        self._by_user: defaultdict[str, set[Live]] = defaultdict(set)
+
+    def add(self, user_id: str, connection: Live) -> None:
+        """Register a connection; TooManyConnections when the user already has the maximum."""
+        mine = self._by_user[user_id]
+        if len(mine) >= self._max:
+            raise TooManyConnections(f"at most {self._max} connections per user; close another tab or client")
+        mine.add(connection)
+
+    def remove(self, user_id: str, connection: Live) -> None:
+        mine = self._by_user.get(user_id)
+        if mine is not None:
+            mine.discard(connection)
+            if not mine:
+                del self._by_user[user_id]
+
+    def count(self, user_id: str | None = None) -> int:
+        if user_id is not None:
+            return len(self._by_user.get(user_id, ()))
+        return sum(len(c) for c in self._by_user.values())
+
+    async def shutdown_all(self) -> None:
+        """Send every connection its server_shutdown and close (1012)."""
+        everyone = [c for mine in self._by_user.values() for c in mine]
+        await asyncio.gather(*(c.shutdown() for c in everyone), return_exceptions=True)

@@ -1,0 +1,117 @@
+"""Builds every service of one app from its settings; nothing is created at import time."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import httpx
+
+from tokenwise.agents.base import UsageSource
+from tokenwise.bus.base import EventBus
+from tokenwise.bus.memory import MemoryBus
+from tokenwise.config import Settings
+from tokenwise.db.database import Database
+from tokenwise.metrics import Metrics
+from tokenwise.security.keys import KeyRing
+from tokenwise.security.keysource import KeySource, LocalKeySource, RemoteKeySource
+from tokenwise.security.tokens import TokenIssuer, TokenVerifier
+from tokenwise.services.accounts import Accounts
+from tokenwise.services.chat import Chat
+from tokenwise.services.connections import ConnectionRegistry
+from tokenwise.services.event_log import EventLog
+from tokenwise.services.runs import Runs
+from tokenwise.services.tickets import Tickets
+from tokenwise.services.usage import NoUsageData
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    http: httpx.AsyncClient
+    metrics: Metrics
+    keys: KeySource
+    verifier: TokenVerifier
+    bus: EventBus
+    event_log: EventLog
+    chat: Chat
+    runs: Runs
+    tickets: Tickets
+    connections: ConnectionRegistry
+    keyring: KeyRing | None = None
+    issuer: TokenIssuer | None = None
+    accounts: Accounts | None = None
+    stopping: bool = field(default=False)
+
+    @classmethod
+    def build(cls, settings: Settings) -> Services:
+        """Wire the services for the configured role (auth, api or both)."""
+        from tokenwise.agents.supervisor import run_pipeline
+
+        db = Database(settings.resolved_database_url)
+        http = httpx.AsyncClient()
+        keyring = issuer = accounts = None
+        if settings.serves_auth:
+            keyring = KeyRing.from_directory(
+                settings.resolved_key_dir, generate=settings.is_development, signing_kid=settings.signing_kid
+            )
+            issuer = TokenIssuer(
+                keyring,
+                issuer=settings.jwt_issuer,
+                audience=settings.jwt_audience,
+                ttl_s=settings.access_token_ttl_s,
+            )
+            accounts = Accounts(db, issuer, refresh_ttl_s=settings.refresh_token_ttl_s)
+        keys: KeySource
+        if keyring is not None:
+            keys = LocalKeySource(keyring)
+        else:
+            if not settings.auth_url:
+                raise ValueError("role=api needs TOKENWISE_AUTH_URL, the auth service's base URL")
+            keys = RemoteKeySource(
+                f"{settings.auth_url.rstrip('/')}/auth/.well-known/jwks.json",
+                http,
+                ttl_s=settings.jwks_cache_ttl_s,
+            )
+        bus = MemoryBus()
+        event_log = EventLog(db, bus)
+        chat = Chat(db)
+
+        def usage_for(_user_id: str) -> UsageSource:
+            return NoUsageData()
+
+        metrics = Metrics()
+        return cls(
+            settings=settings,
+            db=db,
+            http=http,
+            metrics=metrics,
+            keys=keys,
+            verifier=TokenVerifier(keys, issuer=settings.jwt_issuer, audience=settings.jwt_audience),
+            bus=bus,
+            event_log=event_log,
+            chat=chat,
+            runs=Runs(db, event_log, bus, chat, run_pipeline, usage_for, metrics.run_finished),
+            tickets=Tickets(db, ttl_s=settings.ws_ticket_ttl_s),
+            connections=ConnectionRegistry(settings.max_connections_per_user),
+            keyring=keyring,
+            issuer=issuer,
+            accounts=accounts,
+        )
+
+    async def start(self) -> None:
+        self.event_log.start()
+        try:
+            await self.keys.check()
+        except Exception as exc:
+            log.warning("auth keys not available yet: %s", exc)
+
+    async def stop(self) -> None:
+        await self.runs.stop(self.settings.shutdown_grace_s)
+        await self.event_log.stop()
+        await self.bus.close()
+        await self.http.aclose()
+        await self.db.dispose()

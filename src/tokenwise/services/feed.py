@@ -1,0 +1,93 @@
+"""A feed of run events for one connection: live events, gaps read back from storage, nothing twice.
+
+Both the WebSocket and the SSE adapters deliver through a Feed. It subscribes to the user's events
+*before* reading anything from storage, so no event can fall between the stored past and the live
+present; the DeliveryTracker then drops what was already sent and fills any gap from the event log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+from tokenwise.bus.base import EventBus, Overflowed, Subscription
+from tokenwise.services.event_log import EventLog
+from tokenwise.session.delivery import DeliveryTracker, Verdict
+from tokenwise.session.events import RunEvent
+
+Send = Callable[[RunEvent], Awaitable[None]]
+
+
+class Feed:
+    def __init__(
+        self,
+        user_id: str,
+        subscription: Subscription,
+        event_log: EventLog,
+        send: Send,
+        *,
+        follow_new_runs: bool = True,
+    ) -> None:
+        self.user_id, self._subscription, self._log, self._send = user_id, subscription, event_log, send
+        self.tracker = DeliveryTracker()
+        self._follow_new = follow_new_runs
+        # Held while deciding and sending, so that a resume and the live pump never interleave.
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    async def open(
+        cls, bus: EventBus, user_id: str, event_log: EventLog, send: Send, *, follow_new_runs: bool = True
+    ) -> Feed:
+        """Subscribe to the user's events; call before reading or announcing anything."""
+        return cls(user_id, await bus.subscribe(user_id), event_log, send, follow_new_runs=follow_new_runs)
+
+    async def close(self) -> None:
+        await self._subscription.close()
+
+    async def _deliver(self, event: RunEvent) -> None:
+        await self._send(event)
+        self.tracker.delivered(event.run_id, event.seq, final=event.final)
+
+    async def _replay(self, run_id: str, after_seq: int, until_seq: int | None = None) -> None:
+        for event in await self._log.read(self.user_id, run_id, after_seq, until_seq):
+            if self.tracker.next_seq(run_id) == event.seq:
+                await self._deliver(event)
+
+    async def follow(self, run_id: str, after_seq: int) -> None:
+        """Deliver every stored event of the run after `after_seq`, then its live ones (a resume)."""
+        async with self._lock:
+            self.tracker.follow(run_id, after_seq)
+            await self._replay(run_id, after_seq)
+
+    async def start_run(self, run_id: str, announce: Callable[[], Awaitable[None]]) -> None:
+        """Send the run's announcement (the ack), then follow the run from its first event."""
+        async with self._lock:
+            await announce()
+            self.tracker.follow(run_id, 0)
+
+    async def pump(self) -> None:
+        """Deliver live events until cancelled."""
+        while True:
+            try:
+                event = await self._subscription.get()
+            except Overflowed:
+                await self._resync()
+                continue
+            async with self._lock:
+                await self._offer(event)
+
+    async def _offer(self, event: RunEvent) -> None:
+        if not self._follow_new and self.tracker.next_seq(event.run_id) is None:
+            return
+        offer = self.tracker.offer(event.run_id, event.seq)
+        if offer.verdict is Verdict.GAP:
+            await self._replay(event.run_id, offer.missing_from - 1, offer.missing_to)
+            offer = self.tracker.offer(event.run_id, event.seq)
+        if offer.verdict is Verdict.DELIVER:
+            await self._deliver(event)
+
+    async def _resync(self) -> None:
+        # Events were dropped for this subscriber; everything it owes is in storage.
+        async with self._lock:
+            for run_id, next_seq in self.tracker.following().items():
+                await self._replay(run_id, next_seq - 1)

@@ -1,0 +1,169 @@
+"""Runs: execute the agent pipeline for a submitted message, record its events, finish it exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from tokenwise.agents.base import RunContext, RunOutcome, UsageSource
+from tokenwise.bus.base import EventBus
+from tokenwise.db.database import Database
+from tokenwise.db.tables import RunRow
+from tokenwise.errors import ServiceUnavailable
+from tokenwise.services.chat import Chat, Submission
+from tokenwise.services.event_log import EventLog
+from tokenwise.session.events import SUPERVISOR, RunEvent
+
+log = logging.getLogger(__name__)
+Pipeline = Callable[[RunContext], Awaitable[RunOutcome]]
+_FINISH_ATTEMPTS = 120
+
+
+class RunRecorder:
+    """The EventSink of one run: numbers events, appends them to the log, holds back the final one."""
+
+    def __init__(self, event_log: EventLog, *, user_id: str, run_id: str, thread_id: str) -> None:
+        self._log, self.user_id, self.run_id, self.thread_id = event_log, user_id, run_id, thread_id
+        self.seq = 0
+        self.final: RunEvent | None = None
+
+    def emit(self, type: str, agent_name: str, data: dict[str, Any], tool_name: str | None = None) -> None:
+        if self.final is not None:
+            raise RuntimeError(f"run {self.run_id} already ended; {type} from {agent_name} refused")
+        self.seq += 1
+        event = RunEvent.create(
+            user_id=self.user_id,
+            run_id=self.run_id,
+            thread_id=self.thread_id,
+            seq=self.seq,
+            type=type,
+            agent_name=agent_name,
+            data=data,
+            tool_name=tool_name,
+        )
+        if event.final:
+            # Committed together with the run's outcome, so whoever sees it can read the finished run.
+            self.final = event
+        else:
+            self._log.append(event)
+
+
+class Runs:
+    """Starts, cancels and finishes the runs of this process."""
+
+    def __init__(
+        self,
+        db: Database,
+        event_log: EventLog,
+        bus: EventBus,
+        chat: Chat,
+        pipeline: Pipeline,
+        usage_for: Callable[[str], UsageSource],
+        on_finished: Callable[[float], None],
+    ) -> None:
+        self._db, self._log, self._bus, self._chat = db, event_log, bus, chat
+        self._pipeline, self._usage_for, self._on_finished = pipeline, usage_for, on_finished
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+
+    def start(self, user_id: str, submission: Submission) -> None:
+        """Run the pipeline for a new submission in the background."""
+        recorder = RunRecorder(
+            self._log, user_id=user_id, run_id=submission.run_id, thread_id=submission.thread_id
+        )
+        context = RunContext(
+            run_id=submission.run_id,
+            user_id=user_id,
+            thread_id=submission.thread_id,
+            question=submission.question,
+            sink=recorder,
+            usage=self._usage_for(user_id),
+        )
+        task = asyncio.create_task(self._execute(context, recorder), name=f"run-{submission.run_id}")
+        self._tasks[submission.run_id] = task
+        task.add_done_callback(lambda _t: self._tasks.pop(submission.run_id, None))
+
+    async def cancel(self, user_id: str, run_id: str) -> RunRow:
+        """Stop a run of this user (NotFound for anyone else's); a finished run is left as it is."""
+        run = await self._chat.get_run(user_id, run_id)
+        task = self._tasks.get(run_id)
+        if task is not None:
+            task.cancel()
+        return run
+
+    def active(self) -> int:
+        return len(self._tasks)
+
+    async def stop(self, grace_s: float) -> None:
+        """Let running runs finish within the grace period, then cancel the rest (each still ends)."""
+        tasks = list(self._tasks.values())
+        if not tasks:
+            return
+        _done, pending = await asyncio.wait(tasks, timeout=grace_s)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending, timeout=5.0)
+
+    async def _execute(self, context: RunContext, recorder: RunRecorder) -> None:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        try:
+            outcome = await self._pipeline(context)
+        except Exception:
+            error_id = uuid.uuid4().hex[:12]
+            log.exception("run %s failed outside the supervisor [error_id=%s]", context.run_id, error_id)
+            outcome = RunOutcome("failed", {"report_type": "guidance"}, "", error_code="internal_error")
+            if recorder.final is None:
+                recorder.emit(
+                    "agent_error",
+                    SUPERVISOR,
+                    {
+                        "code": "internal_error",
+                        "message": f"internal error (error id {error_id})",
+                        "error_id": error_id,
+                        "final": True,
+                    },
+                )
+        if recorder.final is None:
+            recorder.emit(
+                "agent_error",
+                SUPERVISOR,
+                {
+                    "code": "internal_error",
+                    "message": "the pipeline ended without a final event",
+                    "final": True,
+                },
+            )
+        assert recorder.final is not None
+        await self._finish(context, recorder, recorder.final, outcome)
+        self._on_finished(loop.time() - started)
+
+    async def _finish(
+        self, context: RunContext, recorder: RunRecorder, final: RunEvent, outcome: RunOutcome
+    ) -> None:
+        await self._log.flush()
+        for attempt in range(_FINISH_ATTEMPTS):
+            try:
+                async with self._db.session() as session:
+                    await self._log.store_in(session, [final])
+                    await Chat.finish_run(
+                        session,
+                        user_id=context.user_id,
+                        thread_id=context.thread_id,
+                        run_id=context.run_id,
+                        status=outcome.status,
+                        last_seq=recorder.seq,
+                        error_code=outcome.error_code,
+                        report=outcome.report,
+                        markdown=outcome.markdown,
+                    )
+                break
+            except ServiceUnavailable:
+                if attempt == _FINISH_ATTEMPTS - 1:
+                    log.error("run %s: database unavailable, could not record its end", context.run_id)
+                    return
+                await asyncio.sleep(0.5)
+        await self._bus.publish(final)

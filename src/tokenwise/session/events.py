@@ -1,0 +1,81 @@
+"""Run events: built once, serialized once, stored and sent as the same JSON text."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+SUPERVISOR = "supervisor"
+CRITICAL_TYPES = ("agent_started", "agent_thinking", "tool_executing", "tool_completed", "agent_completed")
+RUN_EVENT_TYPES = (*CRITICAL_TYPES, "partial_result", "agent_error")
+
+
+def now_iso() -> str:
+    """The current UTC time in ISO 8601 with milliseconds and a Z."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True, slots=True)
+class RunEvent:
+    """One event of one run. `body` is the envelope's JSON, exactly as stored and sent."""
+
+    user_id: str
+    run_id: str
+    seq: int
+    type: str
+    final: bool
+    body: str
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        user_id: str,
+        run_id: str,
+        thread_id: str,
+        seq: int,
+        type: str,
+        agent_name: str,
+        data: dict[str, Any],
+        tool_name: str | None = None,
+    ) -> RunEvent:
+        """Build the envelope `{type, run_id, thread_id, seq, event_id, timestamp, agent_name, data}`."""
+        envelope: dict[str, Any] = {
+            "type": type,
+            "run_id": run_id,
+            "thread_id": thread_id,
+            "seq": seq,
+            "event_id": f"{run_id}:{seq}",
+            "timestamp": now_iso(),
+            "agent_name": agent_name,
+        }
+        if tool_name is not None:
+            envelope["tool_name"] = tool_name
+        envelope["data"] = data
+        final = (
+            agent_name == SUPERVISOR
+            and type in ("agent_completed", "agent_error")
+            and bool(data.get("final"))
+        )
+        return cls(
+            user_id, run_id, seq, type, final, json.dumps(envelope, default=str, separators=(",", ":"))
+        )
+
+    @classmethod
+    def from_body(cls, user_id: str, body: str) -> RunEvent:
+        """Rebuild an event from its stored JSON."""
+        envelope = json.loads(body)
+        data = envelope.get("data") or {}
+        final = (
+            envelope["agent_name"] == SUPERVISOR
+            and envelope["type"] in ("agent_completed", "agent_error")
+            and bool(data.get("final"))
+        )
+        return cls(user_id, envelope["run_id"], envelope["seq"], envelope["type"], final, body)
+
+    def envelope(self) -> dict[str, Any]:
+        """The envelope as a dict (for JSON APIs that embed events in a list)."""
+        result: dict[str, Any] = json.loads(self.body)
+        return result

@@ -1,0 +1,140 @@
+"""Client frames: JSON text in, one typed command out, or a protocol error that names the field at fault."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+from tokenwise.errors import InvalidInput
+
+MAX_CONTENT_CHARS = 32_000
+Id = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+
+class Frame(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class UserMessage(Frame):
+    type: Literal["user_message"] = "user_message"
+    content: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_CONTENT_CHARS)
+    ]
+    thread_id: Id | None = None
+    client_message_id: Id | None = None
+
+
+class Ping(Frame):
+    type: Literal["ping"] = "ping"
+
+
+class Auth(Frame):
+    type: Literal["auth"] = "auth"
+    token: Annotated[str, StringConstraints(min_length=1, max_length=8192)]
+
+
+class AuthRefresh(Frame):
+    type: Literal["auth_refresh"] = "auth_refresh"
+    token: Annotated[str, StringConstraints(min_length=1, max_length=8192)]
+
+
+class Resume(Frame):
+    type: Literal["resume"] = "resume"
+    run_id: Id
+    after_seq: int = Field(default=0, ge=0)
+
+
+class StopAgent(Frame):
+    type: Literal["stop_agent"] = "stop_agent"
+    run_id: Id
+
+
+class GetThreadHistory(Frame):
+    type: Literal["get_thread_history"] = "get_thread_history"
+    thread_id: Id
+    limit: int = Field(default=50, ge=1, le=500)
+
+
+ClientFrame = UserMessage | Ping | Auth | AuthRefresh | Resume | StopAgent | GetThreadHistory
+
+# Existing clients name a chat message in several ways and nest its fields in several places.
+_MESSAGE_TYPES = {"user_message", "chat_message", "message", "start_agent"}
+_TEXT_KEYS = ("content", "message", "text", "user_request")
+_MODELS: dict[str, type[Frame]] = {
+    "ping": Ping,
+    "auth": Auth,
+    "auth_refresh": AuthRefresh,
+    "resume": Resume,
+    "stop_agent": StopAgent,
+    "get_thread_history": GetThreadHistory,
+}
+
+
+class ProtocolError(Exception):
+    """A client mistake: answered with an error frame, the connection stays open."""
+
+    def __init__(self, code: str, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.code, self.message, self.field = code, message, field
+
+    def frame(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"type": "error", "code": self.code, "message": self.message}
+        if self.field is not None:
+            body["field"] = self.field
+        return body
+
+
+def _flatten(raw: dict[str, Any]) -> dict[str, Any]:
+    """Merge `payload` and `data` into the top level; top-level keys win."""
+    merged: dict[str, Any] = {}
+    for nested in ("data", "payload"):
+        inner = raw.get(nested)
+        if isinstance(inner, dict):
+            merged.update(inner)
+    merged.update({k: v for k, v in raw.items() if k not in ("data", "payload")})
+    return merged
+
+
+def _user_message(fields: dict[str, Any]) -> dict[str, Any]:
+    text_key = next((k for k in _TEXT_KEYS if isinstance(fields.get(k), str)), None)
+    if text_key is None:
+        raise ProtocolError(
+            "invalid_message",
+            "a chat message needs its text in 'content' (or message/text/user_request)",
+            field="content",
+        )
+    return {**fields, "content": fields[text_key], "type": "user_message"}
+
+
+def parse_frame(text: str) -> ClientFrame:
+    """Parse one client text frame, or raise ProtocolError (invalid_json, unknown_type, invalid_message)."""
+    try:
+        raw = json.loads(text)
+    except ValueError as exc:
+        raise ProtocolError("invalid_json", f"the frame is not valid JSON: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ProtocolError("invalid_message", "a frame must be a JSON object", field="type")
+    kind = raw.get("type")
+    if not isinstance(kind, str):
+        raise ProtocolError("invalid_message", "the frame has no string 'type'", field="type")
+    fields = _flatten(raw)
+    if kind in _MESSAGE_TYPES:
+        model: type[Frame] = UserMessage
+        fields = _user_message(fields)
+    elif kind in _MODELS:
+        model = _MODELS[kind]
+    else:
+        raise ProtocolError("unknown_type", f"unknown message type {kind!r}", field="type")
+    try:
+        return model.model_validate(fields)  # type: ignore[return-value]
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        field = ".".join(str(part) for part in error["loc"]) or "type"
+        raise ProtocolError("invalid_message", f"{field}: {error['msg']}", field=field) from exc
+
+
+def as_invalid_input(error: ProtocolError) -> InvalidInput:
+    """The same mistake as a domain error, for the HTTP adapters."""
+    return InvalidInput(error.message, field=error.field)

@@ -1,0 +1,1 @@
+"""HTTP, SSE and WebSocket adapters over the application services."""

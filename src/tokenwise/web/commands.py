@@ -1,0 +1,85 @@
+"""What the server does with each client frame on an authenticated chat connection."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from tokenwise.errors import AuthenticationError, Conflict
+from tokenwise.services.chat import message_json
+from tokenwise.session import frames
+from tokenwise.session.events import now_iso
+
+if TYPE_CHECKING:
+    from tokenwise.web.websocket import ChatConnection
+
+
+async def user_message(conn: ChatConnection, frame: frames.UserMessage) -> None:
+    services = conn.services
+    submission = await services.chat.submit(
+        conn.user_id, frame.content, thread_id=frame.thread_id, client_message_id=frame.client_message_id
+    )
+    ack = {
+        "type": "ack",
+        "client_message_id": submission.client_message_id,
+        "message_id": submission.message_id,
+        "thread_id": submission.thread_id,
+        "run_id": submission.run_id,
+    }
+    if not submission.is_new:
+        await conn.send(ack)  # a repeated client_message_id: the same ack, and no second run
+        return
+    # The ack goes out before the run exists, so no event of the run can overtake it.
+    await conn.feed.start_run(submission.run_id, lambda: conn.send(ack))
+    conn.submitted(submission.run_id)
+    services.runs.start(conn.user_id, submission)
+
+
+async def ping(conn: ChatConnection, _frame: frames.Ping) -> None:
+    await conn.send({"type": "pong", "server_time": now_iso()})
+
+
+async def resume(conn: ChatConnection, frame: frames.Resume) -> None:
+    await conn.services.chat.get_run(conn.user_id, frame.run_id)  # NotFound for anyone else's run
+    await conn.feed.follow(frame.run_id, frame.after_seq)
+
+
+async def stop_agent(conn: ChatConnection, frame: frames.StopAgent) -> None:
+    run = await conn.services.runs.cancel(conn.user_id, frame.run_id)
+    if run.status != "running":
+        raise Conflict(f"run {run.id} already ended ({run.status})", field="run_id", run_id=run.id)
+
+
+async def auth_refresh(conn: ChatConnection, frame: frames.AuthRefresh | frames.Auth) -> None:
+    claims = await conn.services.verifier.verify(frame.token)
+    if claims.user_id != conn.user_id:
+        raise AuthenticationError("the new token belongs to another user", reason="user_mismatch")
+    conn.expires_at = claims.expires_at
+    await conn.send({"type": "auth_refreshed", "expires_at": claims.expires_at.isoformat()})
+
+
+async def thread_history(conn: ChatConnection, frame: frames.GetThreadHistory) -> None:
+    rows = await conn.services.chat.messages(conn.user_id, frame.thread_id, limit=frame.limit)
+    await conn.send(
+        {
+            "type": "thread_history",
+            "thread_id": frame.thread_id,
+            "messages": [message_json(row) for row in rows],
+        }
+    )
+
+
+async def handle(conn: ChatConnection, frame: frames.ClientFrame) -> None:
+    """Dispatch one parsed frame."""
+    match frame:
+        case frames.UserMessage():
+            await user_message(conn, frame)
+        case frames.Ping():
+            await ping(conn, frame)
+        case frames.Resume():
+            await resume(conn, frame)
+        case frames.StopAgent():
+            await stop_agent(conn, frame)
+        case frames.AuthRefresh() | frames.Auth():
+            await auth_refresh(conn, frame)
+        case frames.GetThreadHistory():
+            await thread_history(conn, frame)

@@ -1,0 +1,70 @@
+"""Exception handlers: every error leaves as `{"error": {"code", "message", ...}}` with its status."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from tokenwise.errors import RateLimited, ServiceUnavailable, TokenwiseError
+
+log = logging.getLogger("tokenwise.errors")
+
+
+def error_response(error: TokenwiseError) -> JSONResponse:
+    """The JSON response for a domain error, with Retry-After / WWW-Authenticate where they apply."""
+    headers: dict[str, str] = {}
+    if isinstance(error, ServiceUnavailable | RateLimited):
+        headers["Retry-After"] = str(max(1, round(error.retry_after_s)))
+    if error.http_status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
+    return JSONResponse(error.body(), status_code=error.http_status, headers=headers)
+
+
+async def _domain(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, TokenwiseError)
+    return error_response(exc)
+
+
+async def _validation(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    first = exc.errors()[0]
+    location = [str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path")]
+    field = ".".join(location) or None
+    message = f"{field}: {first.get('msg')}" if field else str(first.get("msg"))
+    return JSONResponse(
+        {"error": {"code": "invalid_input", "message": message, "field": field}}, status_code=422
+    )
+
+
+async def _http(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    return JSONResponse(
+        {"error": {"code": code, "message": str(exc.detail)}},
+        status_code=exc.status_code,
+        headers=exc.headers,
+    )
+
+
+async def _bug(request: Request, exc: Exception) -> JSONResponse:
+    error_id = uuid.uuid4().hex[:12]
+    log.error(
+        "unhandled error on %s %s [error_id=%s]", request.method, request.url.path, error_id, exc_info=exc
+    )
+    return JSONResponse(
+        {"error": {"code": "internal_error", "message": "internal error", "error_id": error_id}},
+        status_code=500,
+    )
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers on `app`."""
+    app.add_exception_handler(TokenwiseError, _domain)
+    app.add_exception_handler(RequestValidationError, _validation)
+    app.add_exception_handler(HTTPException, _http)
+    app.add_exception_handler(Exception, _bug)

@@ -1,0 +1,58 @@
+"""Liveness, readiness (naming the failing dependency), WebSocket health and Prometheus metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse
+
+from tokenwise import __version__
+from tokenwise.errors import ServiceUnavailable
+from tokenwise.web.deps import AppServices
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/health")
+@router.get("/api/health")
+async def health(services: AppServices) -> dict[str, Any]:
+    return {"status": "ok", "version": __version__, "role": services.settings.role.value}
+
+
+@router.get("/health/ready")
+async def ready(services: AppServices) -> JSONResponse:
+    """200 when every dependency answers; 503 naming each one that does not."""
+    checks: dict[str, dict[str, str]] = {}
+    try:
+        await services.db.ping()
+        checks["database"] = {"status": "ok"}
+    except ServiceUnavailable as exc:
+        checks["database"] = {"status": "failing", "message": exc.message}
+    try:
+        await services.keys.check()
+        checks["auth"] = {"status": "ok"}
+    except ServiceUnavailable as exc:
+        checks["auth"] = {
+            "status": "failing",
+            "message": exc.message,
+            "issuer_url": services.settings.auth_url or services.settings.resolved_public_url,
+        }
+    failing = [name for name, check in checks.items() if check["status"] != "ok"]
+    body = {"status": "failing" if failing else "ok", "failing": failing, "checks": checks}
+    return JSONResponse(body, status_code=503 if failing else 200)
+
+
+@router.get("/ws/health")
+async def websocket_health(services: AppServices) -> dict[str, Any]:
+    return {
+        "status": "ok",
+        "service": "websocket",
+        "version": __version__,
+        "metrics": services.metrics.websocket_summary(),
+    }
+
+
+@router.get("/metrics")
+async def metrics(services: AppServices) -> Response:
+    return Response(services.metrics.exposition(), media_type="text/plain; version=0.0.4")

@@ -1,0 +1,70 @@
+"""`GET /api/runs/{id}/stream`: a run's events as Server-Sent Events, for clients without a WebSocket."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query
+from fastapi.responses import StreamingResponse
+
+from tokenwise.services.container import Services
+from tokenwise.services.feed import Feed
+from tokenwise.session.events import RunEvent
+from tokenwise.web.deps import AppServices, CurrentClaims
+
+router = APIRouter(prefix="/api", tags=["api"])
+
+
+def sse_frame(event: RunEvent) -> str:
+    """One SSE message: `id:` is the seq, so Last-Event-ID resumes exactly."""
+    return f"id: {event.seq}\nevent: {event.type}\ndata: {event.body}\n\n"
+
+
+async def _stream(services: Services, user_id: str, run_id: str, after_seq: int) -> AsyncIterator[str]:
+    queue: asyncio.Queue[RunEvent] = asyncio.Queue()
+
+    async def enqueue(event: RunEvent) -> None:
+        queue.put_nowait(event)
+
+    feed = await Feed.open(services.bus, user_id, services.event_log, enqueue, follow_new_runs=False)
+    pump = asyncio.create_task(feed.pump())
+    try:
+        yield "retry: 1000\n\n"
+        await feed.follow(run_id, after_seq)
+        while True:
+            try:
+                event = await asyncio.wait_for(queue.get(), services.settings.sse_heartbeat_s)
+            except TimeoutError:
+                # A comment keeps proxies from closing an idle stream.
+                yield ": heartbeat\n\n"
+                continue
+            services.metrics.event_sent(event.type, "sse")
+            yield sse_frame(event)
+            if event.final:
+                return
+    finally:
+        pump.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await pump
+        await feed.close()
+
+
+@router.get("/runs/{run_id}/stream")
+async def stream_run(
+    run_id: str,
+    claims: CurrentClaims,
+    services: AppServices,
+    last_event_id: Annotated[int | None, Header(ge=0)] = None,
+    after_seq: Annotated[int, Query(ge=0)] = 0,
+) -> StreamingResponse:
+    """Every event after Last-Event-ID (or `after_seq`), live ones included, ending after the final one."""
+    await services.chat.get_run(claims.user_id, run_id)
+    start = last_event_id if last_event_id is not None else after_seq
+    return StreamingResponse(
+        _stream(services, claims.user_id, run_id, start),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )

@@ -1,0 +1,290 @@
+"""The chat WebSocket (`/ws`): authenticate, welcome, then serve frames and deliver run events.
+
+Every way out has a documented close code (docs/protocol.md); 1011 is reserved for genuine bugs and
+carries an error id that is logged with the traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import uuid
+from datetime import UTC, datetime
+from typing import Any, NoReturn
+
+from fastapi import WebSocket
+from starlette.websockets import WebSocketDisconnect, WebSocketState
+
+from tokenwise import errors
+from tokenwise.errors import AuthenticationError, PermissionDenied, ServiceUnavailable, TokenwiseError
+from tokenwise.services.container import Services
+from tokenwise.services.feed import Feed
+from tokenwise.session import frames
+from tokenwise.session.events import RunEvent, now_iso
+from tokenwise.session.handshake import SUBPROTOCOL, Credential, Method, offered_subprotocols, read_credential
+from tokenwise.session.ratelimit import TokenBucket
+from tokenwise.web.errors import error_response
+from tokenwise.web.origins import origin_allowed
+
+log = logging.getLogger("tokenwise.websocket")
+PROTOCOL_VERSION = 1
+
+
+class _Closed(Exception):
+    """Leave the connection: the close frame has been sent, or the peer is gone."""
+
+    def __init__(self, code: int) -> None:
+        self.code = code
+
+
+class ChatConnection:
+    """One authenticated chat connection."""
+
+    def __init__(self, websocket: WebSocket, services: Services) -> None:
+        self.ws, self.services, self.settings = websocket, services, services.settings
+        self.id = uuid.uuid4().hex
+        self.user_id = ""
+        self.expires_at = datetime.max.replace(tzinfo=UTC)
+        self._send_lock = asyncio.Lock()
+        self._feed: Feed | None = None
+        self._submitted_at: dict[str, float] = {}
+        self._loop = asyncio.get_running_loop()
+        self._bucket = TokenBucket(
+            self.settings.messages_per_second, self.settings.message_burst, self._loop.time()
+        )
+
+    # ---- sending -----------------------------------------------------------------------------------
+    async def send(self, frame: dict[str, Any]) -> None:
+        await self.send_text(json.dumps(frame, separators=(",", ":")))
+
+    async def send_text(self, text: str) -> None:
+        async with self._send_lock:
+            if self.ws.application_state is not WebSocketState.CONNECTED:
+                raise _Closed(errors.CLOSE_GOING_AWAY)
+            try:
+                await self.ws.send_text(text)
+            except (WebSocketDisconnect, RuntimeError, OSError) as exc:
+                raise _Closed(errors.CLOSE_GOING_AWAY) from exc
+
+    async def send_event(self, event: RunEvent) -> None:
+        await self.send_text(event.body)
+        self.services.metrics.event_sent(event.type)
+        if event.seq == 1 and (started := self._submitted_at.pop(event.run_id, None)) is not None:
+            self.services.metrics.first_event(self._loop.time() - started)
+
+    async def close(self, code: int, reason: str) -> NoReturn:
+        async with self._send_lock:
+            if self.ws.application_state is WebSocketState.CONNECTED:
+                with contextlib.suppress(RuntimeError, OSError, WebSocketDisconnect):
+                    await self.ws.close(code, reason[:123])
+        raise _Closed(code)
+
+    async def fail(self, error: TokenwiseError) -> None:
+        """Send the error frame, and close when the error calls for it."""
+        self.services.metrics.error(error.code)
+        await self.send({"type": "error", "code": error.code, "message": error.message, **error.details})
+        if error.close_code is not None:
+            await self.close(error.close_code, errors.close_reason(error))
+
+    async def shutdown(self) -> None:
+        """Server shutdown: tell the client, close with 1012 (the client reconnects and resumes)."""
+        with contextlib.suppress(_Closed):
+            await self.send(
+                {
+                    "type": "server_shutdown",
+                    "server_time": now_iso(),
+                    "message": "the server is restarting; reconnect and resume",
+                }
+            )
+            await self.close(errors.CLOSE_SERVICE_RESTART, "server_shutdown")
+
+    # ---- handshake ---------------------------------------------------------------------------------
+    async def _deny(self, error: TokenwiseError) -> NoReturn:
+        self.services.metrics.rejected(error.http_status)
+        await self.ws.send_denial_response(error_response(error))
+        raise _Closed(error.http_status)
+
+    async def _authenticate(self, credential: Credential) -> None:
+        if credential.method is Method.TICKET:
+            self.user_id, self.expires_at = await self.services.tickets.redeem_ticket(credential.secret)
+        else:
+            claims = await self.services.verifier.verify(credential.secret)
+            self.user_id, self.expires_at = claims.user_id, claims.expires_at
+        self.services.metrics.auth(True, credential.method.value)
+
+    async def _handshake(self) -> None:
+        headers, services = self.ws.headers, self.services
+        if not origin_allowed(headers.get("origin"), headers.get("host"), self.settings.allowed_origins):
+            await self._deny(
+                PermissionDenied(f"origin {headers.get('origin')!r} is not allowed", reason="origin")
+            )
+        try:
+            credential = read_credential(headers, self.ws.query_params)
+            if credential.method is not Method.FIRST_MESSAGE:
+                await self._authenticate(credential)
+        except AuthenticationError as exc:
+            services.metrics.auth(False, str(exc.details.get("reason", exc.code)))
+            await self._deny(exc)
+        except ServiceUnavailable as exc:
+            await self._deny(exc)
+        offered = offered_subprotocols(headers.get("sec-websocket-protocol"))
+        await self.ws.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in offered else None)
+        if credential.method is Method.FIRST_MESSAGE:
+            await self._first_message_auth()
+
+    async def _first_message_auth(self) -> None:
+        try:
+            message = await asyncio.wait_for(self.ws.receive(), self.settings.auth_timeout_s)
+        except TimeoutError:
+            self.services.metrics.auth(False, "auth_timeout")
+            await self.close(
+                errors.CLOSE_UNAUTHENTICATED,
+                f'auth_timeout: send {{"type": "auth"}} within {self.settings.auth_timeout_s:g}s',
+            )
+        if message["type"] == "websocket.disconnect":
+            raise _Closed(message.get("code", errors.CLOSE_GOING_AWAY))
+        try:
+            frame = frames.parse_frame(message.get("text") or "")
+        except frames.ProtocolError as exc:
+            frame = None
+            reason = exc.message
+        if not isinstance(frame, frames.Auth):
+            self.services.metrics.auth(False, "first_message")
+            detail = reason if frame is None else f"expected an auth frame, got {frame.type!r}"
+            await self.close(errors.CLOSE_UNAUTHENTICATED, f"unauthenticated: {detail}")
+        try:
+            await self._authenticate(Credential(Method.FIRST_MESSAGE, frame.token))
+        except AuthenticationError as exc:
+            self.services.metrics.auth(False, str(exc.details.get("reason", exc.code)))
+            await self.close(errors.CLOSE_UNAUTHENTICATED, errors.close_reason(exc))
+
+    # ---- the connection's life ---------------------------------------------------------------------
+    async def serve(self) -> int:
+        """Run the connection to its end and return the close code."""
+        try:
+            await self._handshake()
+            return await self._serve_authenticated()
+        except _Closed as closed:
+            return closed.code
+        except ServiceUnavailable as exc:
+            with contextlib.suppress(_Closed):
+                await self.fail(exc)
+            return errors.CLOSE_TRY_AGAIN_LATER
+        except Exception:
+            error_id = uuid.uuid4().hex[:12]
+            log.exception("websocket %s failed [error_id=%s]", self.id, error_id)
+            with contextlib.suppress(_Closed):
+                await self.close(errors.CLOSE_INTERNAL_ERROR, f"internal_error:{error_id}")
+            return errors.CLOSE_INTERNAL_ERROR
+
+    async def _serve_authenticated(self) -> int:
+        services = self.services
+        try:
+            services.connections.add(self.user_id, self)
+        except TokenwiseError as exc:
+            services.metrics.rejected(errors.CLOSE_TOO_MANY_CONNECTIONS)
+            await self.fail(exc)
+        services.metrics.connection_opened()
+        code = errors.CLOSE_GOING_AWAY
+        tasks: list[asyncio.Task[None]] = []
+        try:
+            # Subscribe before the welcome: a message sent the instant it arrives loses no event.
+            self._feed = await Feed.open(services.bus, self.user_id, services.event_log, self.send_event)
+            await self.send(
+                {
+                    "type": "connection_established",
+                    "connection_id": self.id,
+                    "user_id": self.user_id,
+                    "server_time": now_iso(),
+                    "protocol_version": PROTOCOL_VERSION,
+                    "heartbeat_interval_s": self.settings.heartbeat_interval_s,
+                    "max_message_bytes": self.settings.max_message_bytes,
+                }
+            )
+            tasks = [asyncio.create_task(self._feed.pump()), asyncio.create_task(self._watch_expiry())]
+            code = await self._read_forever(tasks)
+        except _Closed as closed:
+            code = closed.code
+        finally:
+            for task in tasks:
+                task.cancel()
+            if self._feed is not None:
+                await self._feed.close()
+            services.connections.remove(self.user_id, self)
+            services.metrics.connection_closed(code)
+        return code
+
+    async def _read_forever(self, tasks: list[asyncio.Task[None]]) -> int:
+        from tokenwise.web.commands import handle  # the frame handlers, one per client frame type
+
+        while True:
+            receive = asyncio.ensure_future(self.ws.receive())
+            done, _ = await asyncio.wait([receive, *tasks], return_when=asyncio.FIRST_COMPLETED)
+            for task in tasks:
+                if task in done:
+                    receive.cancel()
+                    task.result()  # re-raises _Closed (expiry) or a bug in the pump
+            message = receive.result()
+            if message["type"] == "websocket.disconnect":
+                return int(message.get("code") or errors.CLOSE_GOING_AWAY)
+            self.services.metrics.message()
+            if (wait := self._bucket.take(self._loop.time())) > 0:
+                await self.fail(errors.RateLimited("too many messages; slow down", retry_after_s=wait))
+                continue
+            text = message.get("text")
+            if text is None:
+                await self._protocol_error(
+                    frames.ProtocolError(
+                        "invalid_message", "binary frames are not supported; send JSON text", field="frame"
+                    )
+                )
+                continue
+            try:
+                frame = frames.parse_frame(text)
+            except frames.ProtocolError as exc:
+                await self._protocol_error(exc)
+                continue
+            try:
+                await handle(self, frame)
+            except (errors.NotFound, errors.InvalidInput, errors.Conflict, AuthenticationError) as exc:
+                await self.fail_open(exc)
+
+    async def fail_open(self, error: TokenwiseError) -> None:
+        """An error frame for a client mistake; the connection stays open whatever the error's class."""
+        self.services.metrics.error(error.code)
+        await self.send({"type": "error", "code": error.code, "message": error.message, **error.details})
+
+    async def _protocol_error(self, error: frames.ProtocolError) -> None:
+        self.services.metrics.error(error.code)
+        await self.send(error.frame())
+
+    async def _watch_expiry(self) -> None:
+        while True:
+            remaining = (self.expires_at - datetime.now(UTC)).total_seconds()
+            if remaining <= 0:
+                self.services.metrics.error("token_expired")
+                await self.send(
+                    {
+                        "type": "error",
+                        "code": "token_expired",
+                        "message": "the access token expired; reconnect with a fresh one",
+                    }
+                )
+                await self.close(errors.CLOSE_UNAUTHENTICATED, "token_expired")
+            await asyncio.sleep(min(remaining, 3600.0))
+
+    @property
+    def feed(self) -> Feed:
+        assert self._feed is not None
+        return self._feed
+
+    def submitted(self, run_id: str) -> None:
+        """Remember when a run was asked for, to measure the time to its first event."""
+        self._submitted_at[run_id] = self._loop.time()
+
+
+async def websocket_endpoint(websocket: WebSocket) -> None:
+    services: Services = websocket.app.state.services
+    await ChatConnection(websocket, services).serve()
