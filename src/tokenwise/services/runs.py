@@ -51,6 +51,15 @@ class RunRecorder:
             self._log.append(event)
 
 
+def _end(recorder: RunRecorder, code: str, message: str, **extra: Any) -> None:
+    """Close a run that has no final event yet with the supervisor's final agent_error."""
+    if recorder.final is not None:
+        return
+    if recorder.seq == 0:
+        recorder.emit("agent_started", SUPERVISOR, {})
+    recorder.emit("agent_error", SUPERVISOR, {"code": code, "message": message, "final": True, **extra})
+
+
 class Runs:
     """Starts, cancels and finishes the runs of this process."""
 
@@ -112,31 +121,19 @@ class Runs:
         started = loop.time()
         try:
             outcome = await self._pipeline(context)
+        except asyncio.CancelledError:
+            # Cancelled before the pipeline ran a line (once running, it handles cancellation itself).
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+            outcome = RunOutcome("cancelled", {}, "", error_code="cancelled")
+            _end(recorder, "cancelled", "the run was stopped before it started")
         except Exception:
             error_id = uuid.uuid4().hex[:12]
             log.exception("run %s failed outside the supervisor [error_id=%s]", context.run_id, error_id)
-            outcome = RunOutcome("failed", {"report_type": "guidance"}, "", error_code="internal_error")
-            if recorder.final is None:
-                recorder.emit(
-                    "agent_error",
-                    SUPERVISOR,
-                    {
-                        "code": "internal_error",
-                        "message": f"internal error (error id {error_id})",
-                        "error_id": error_id,
-                        "final": True,
-                    },
-                )
-        if recorder.final is None:
-            recorder.emit(
-                "agent_error",
-                SUPERVISOR,
-                {
-                    "code": "internal_error",
-                    "message": "the pipeline ended without a final event",
-                    "final": True,
-                },
-            )
+            outcome = RunOutcome("failed", {}, "", error_code="internal_error")
+            _end(recorder, "internal_error", f"internal error (error id {error_id})", error_id=error_id)
+        _end(recorder, "internal_error", "the pipeline ended without a final event")
         assert recorder.final is not None
         await self._finish(context, recorder, recorder.final, outcome)
         self._on_finished(loop.time() - started)
