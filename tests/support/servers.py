@@ -239,18 +239,22 @@ class PostgresServer:
         if self._base is None:
             self._base = self.run_as.make_private_dir("tokenwise-pg-")
             _live_servers.add(self)
-            self._initdb()
-            # Only the first start may pick another port (a free port can be taken in between);
-            # later restarts must keep it or existing URLs would point nowhere.
-            for attempt in range(3):
-                self.port = free_port()
-                try:
-                    self._launch()
-                    break
-                except ServerError:
-                    if attempt == 2 or "already in use" not in _tail(self.log_path, 10):
-                        raise
-            self.create_database(self.dbname)
+            try:
+                self._initdb()
+                # Only the first start may pick another port (a free port can be taken in between);
+                # later restarts must keep it or existing URLs would point nowhere.
+                for attempt in range(3):
+                    self.port = free_port()
+                    try:
+                        self._launch()
+                        break
+                    except ServerError:
+                        if attempt == 2 or "already in use" not in _tail(self.log_path, 10):
+                            raise
+                self.create_database(self.dbname)
+            except BaseException:
+                self.close()  # a half-initialised cluster must not be reused by a retry
+                raise
         else:
             self._launch()
         return self
@@ -458,14 +462,18 @@ class RedisServer:
         if self._base is None:
             self._base = Path(tempfile.mkdtemp(prefix="tokenwise-redis-"))
             _live_servers.add(self)
-            for attempt in range(3):
-                self.port = free_port()
-                try:
-                    self._launch()
-                    break
-                except ServerError:
-                    if attempt == 2 or "already in use" not in _tail(self.log_path, 10):
-                        raise
+            try:
+                for attempt in range(3):
+                    self.port = free_port()
+                    try:
+                        self._launch()
+                        break
+                    except ServerError:
+                        if attempt == 2 or "already in use" not in _tail(self.log_path, 10):
+                            raise
+            except BaseException:
+                self.close()
+                raise
         else:
             self._launch()
         return self

@@ -8,8 +8,12 @@ any gap back from storage, where every event is stored before it is published.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 from enum import Enum
+
+# Finished runs remembered per connection, so late live copies of their events are not taken for a new run.
+_FINISHED_MEMORY = 1024
 
 
 class Verdict(Enum):
@@ -32,9 +36,11 @@ class DeliveryTracker:
 
     def __init__(self) -> None:
         self._next: dict[str, int] = {}
+        self._finished: OrderedDict[str, None] = OrderedDict()
 
     def follow(self, run_id: str, after_seq: int = 0) -> None:
         """Deliver this run from `after_seq + 1` on (a resume, or a run this connection started)."""
+        self._finished.pop(run_id, None)
         self._next[run_id] = after_seq + 1
 
     def following(self) -> dict[str, int]:
@@ -48,6 +54,8 @@ class DeliveryTracker:
         """What to do with a live event."""
         expected = self._next.get(run_id)
         if expected is None:
+            if run_id in self._finished:
+                return Offer(Verdict.IGNORE)
             # A run that starts while the connection is open is followed from its first event; one that
             # was already under way is followed only on request (resume), from the seq the client names.
             if seq != 1:
@@ -63,5 +71,8 @@ class DeliveryTracker:
         """Record that `seq` went out; after a run's final event the run is forgotten."""
         if final:
             self._next.pop(run_id, None)
+            self._finished[run_id] = None
+            if len(self._finished) > _FINISHED_MEMORY:
+                self._finished.popitem(last=False)
         else:
             self._next[run_id] = seq + 1

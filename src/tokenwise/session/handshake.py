@@ -37,7 +37,8 @@ def offered_subprotocols(header: str | None) -> list[str]:
 def _decode_subprotocol_token(value: str) -> str:
     encoded = value[len(_TOKEN_PREFIX) :]
     try:
-        return base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
+        padded = encoded + "=" * (-len(encoded) % 4)
+        return base64.b64decode(padded, altchars=b"-_", validate=True).decode()
     except (binascii.Error, UnicodeDecodeError) as exc:
         raise AuthenticationError("the jwt.<token> subprotocol is not base64url", reason="malformed") from exc
 
