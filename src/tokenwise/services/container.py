@@ -12,6 +12,7 @@ from tokenwise.bus.base import EventBus
 from tokenwise.bus.memory import MemoryBus
 from tokenwise.config import Settings
 from tokenwise.db.database import Database
+from tokenwise.errors import ServiceUnavailable
 from tokenwise.metrics import Metrics
 from tokenwise.security.keys import KeyRing
 from tokenwise.security.keysource import KeySource, LocalKeySource, RemoteKeySource
@@ -104,6 +105,12 @@ class Services:
 
     async def start(self) -> None:
         self.event_log.start()
+        if self.settings.serves_api and isinstance(self.bus, MemoryBus):
+            try:
+                if recovered := await self.runs.recover_interrupted():
+                    log.warning("ended %d run(s) interrupted by the previous shutdown", recovered)
+            except ServiceUnavailable as exc:
+                log.warning("could not check for interrupted runs: %s", exc.message)
         try:
             await self.keys.check()
         except Exception as exc:

@@ -8,6 +8,8 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from sqlalchemy import select
+
 from tokenwise.agents.base import RunContext, RunOutcome, UsageSource
 from tokenwise.bus.base import EventBus
 from tokenwise.db.database import Database
@@ -60,6 +62,35 @@ def _end(recorder: RunRecorder, code: str, message: str, **extra: Any) -> None:
     recorder.emit("agent_error", SUPERVISOR, {"code": code, "message": message, "final": True, **extra})
 
 
+def _close_open_steps(recorder: RunRecorder, events: list[dict[str, Any]]) -> None:
+    """Close the tool call and sub-agents an interrupted run left open, so it still obeys the contract."""
+    open_agents: dict[str, None] = {}
+    open_call: dict[str, Any] | None = None
+    for event in events:
+        kind, agent = event["type"], event["agent_name"]
+        if kind == "agent_started":
+            open_agents[agent] = None
+        elif kind in ("agent_completed", "agent_error"):
+            open_agents.pop(agent, None)
+        elif kind == "tool_executing":
+            open_call = event
+        elif kind == "tool_completed":
+            open_call = None
+    if open_call is not None:
+        recorder.emit(
+            "tool_completed",
+            open_call["agent_name"],
+            {
+                "tool_call_id": open_call["data"].get("tool_call_id"),
+                "result": {"error": "interrupted"},
+                "duration_ms": 0.0,
+            },
+            tool_name=open_call.get("tool_name"),
+        )
+    for agent in reversed([a for a in open_agents if a != SUPERVISOR]):
+        recorder.emit("agent_error", agent, {"code": "interrupted", "message": "the server stopped"})
+
+
 class Runs:
     """Starts, cancels and finishes the runs of this process."""
 
@@ -101,6 +132,36 @@ class Runs:
         if task is not None:
             task.cancel()
         return run
+
+    async def recover_interrupted(self) -> int:
+        """End runs left `running` by a process that died: each gets its final agent_error (interrupted).
+
+        Only safe when this process is the only one running runs (the in-process bus); returns how many.
+        """
+        async with self._db.session() as session:
+            orphans = (
+                await session.execute(
+                    select(RunRow.id, RunRow.user_id, RunRow.thread_id).where(RunRow.status == "running")
+                )
+            ).all()
+        for run_id, user_id, thread_id in orphans:
+            recorder = RunRecorder(self._log, user_id=user_id, run_id=run_id, thread_id=thread_id)
+            stored = await self._log.read(user_id, run_id, 0)
+            recorder.seq = stored[-1].seq if stored else 0
+            _close_open_steps(recorder, [event.envelope() for event in stored])
+            _end(recorder, "interrupted", "the server stopped while this run was in progress; ask again")
+            assert recorder.final is not None
+            outcome = RunOutcome("failed", {}, "", error_code="interrupted")
+            context = RunContext(
+                run_id=run_id,
+                user_id=user_id,
+                thread_id=thread_id,
+                question="",
+                sink=recorder,
+                usage=self._usage_for(user_id),
+            )
+            await self._finish(context, recorder, recorder.final, outcome)
+        return len(orphans)
 
     def active(self) -> int:
         return len(self._tasks)

@@ -70,6 +70,7 @@ def _agent_and_tool_pairs(events: Sequence[dict[str, Any]]) -> list[str]:
             open_call = None
     if open_call is not None:
         problems.append(f"tool call {open_call} never completed")
+    problems += [f"agent {agent} never completed" for agent in sorted(open_agents)]
     return problems
 
 
