@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from typing import Any, Protocol
 
@@ -11,6 +13,7 @@ from jwt import PyJWK
 from tokenwise.errors import ServiceUnavailable
 from tokenwise.security.keys import KeyRing
 
+log = logging.getLogger(__name__)
 # A burst of tokens with unknown kids must not turn into a burst of JWKS fetches.
 _MIN_REFETCH_S = 2.0
 
@@ -47,6 +50,7 @@ class RemoteKeySource:
         self.jwks_url, self._client, self._ttl_s = jwks_url, client, ttl_s
         self._keys: dict[str, Any] = {}
         self._fetched_at = float("-inf")
+        self._fetching = asyncio.Lock()  # concurrent lookups share one fetch instead of each starting one
 
     async def _fetch(self) -> None:
         try:
@@ -60,11 +64,27 @@ class RemoteKeySource:
             ) from exc
         self._keys, self._fetched_at = keys, time.monotonic()
 
-    async def key_for(self, kid: str) -> Any | None:
+    def _stale(self, kid: str) -> bool:
         age = time.monotonic() - self._fetched_at
-        if age > self._ttl_s or (kid not in self._keys and age > _MIN_REFETCH_S):
-            await self._fetch()
+        return age > self._ttl_s or (kid not in self._keys and age > _MIN_REFETCH_S)
+
+    async def key_for(self, kid: str) -> Any | None:
+        if self._stale(kid):
+            async with self._fetching:
+                if self._stale(kid):  # still stale after waiting: no other lookup fetched meanwhile
+                    await self._refresh(kid)
         return self._keys.get(kid)
+
+    async def _refresh(self, kid: str) -> None:
+        try:
+            await self._fetch()
+        except ServiceUnavailable:
+            if kid not in self._keys:
+                raise
+            # The auth service is briefly away: keep verifying with the keys it published last, and
+            # try again after a pause instead of on every lookup. /health/ready reports the failure.
+            log.warning("JWKS refetch from %s failed; using the cached keys", self.jwks_url)
+            self._fetched_at = time.monotonic() - self._ttl_s + _MIN_REFETCH_S
 
     async def check(self) -> None:
         await self._fetch()

@@ -45,7 +45,7 @@ def _decode_subprotocol_token(value: str) -> str:
 
 def read_credential(headers: Mapping[str, str], query: Mapping[str, str]) -> Credential:
     """The handshake's credential; raises AuthenticationError for a token in the URL or a bad offer."""
-    if any(key in query for key in _TOKEN_QUERY_KEYS):
+    if any(key.lower() in _TOKEN_QUERY_KEYS for key in query):
         raise AuthenticationError(
             "tokens are refused in the URL; use the Authorization header, the jwt-auth subprotocol, "
             "a ticket (?ticket=) or a first auth message",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from tokenwise.errors import AuthenticationError, Conflict
+from tokenwise.errors import AuthenticationError, Conflict, TokenExpired
 from tokenwise.services.chat import message_json
 from tokenwise.session import frames
 from tokenwise.session.events import now_iso
@@ -15,6 +15,10 @@ if TYPE_CHECKING:
 
 async def user_message(conn: ChatConnection, frame: frames.UserMessage) -> None:
     services = conn.services
+    if services.stopping:
+        # Shutting down: accept no new run. The client reconnects (1012) and sends the message again.
+        await conn.shutdown()
+        return
     submission = await services.chat.submit(
         conn.user_id, frame.content, thread_id=frame.thread_id, client_message_id=frame.client_message_id
     )
@@ -29,9 +33,13 @@ async def user_message(conn: ChatConnection, frame: frames.UserMessage) -> None:
         await conn.send(ack)  # a repeated client_message_id: the same ack, and no second run
         return
     # The ack goes out before the run exists, so no event of the run can overtake it.
-    await conn.feed.start_run(submission.run_id, lambda: conn.send(ack))
-    conn.submitted(submission.run_id)
-    services.runs.start(conn.user_id, submission)
+    try:
+        await conn.feed.start_run(submission.run_id, lambda: conn.send(ack))
+        conn.submitted(submission.run_id)
+    finally:
+        # The message is stored: its run starts even if the ack could not be sent (connection gone).
+        # Resending the client_message_id after reconnecting returns the same ack, then resume.
+        services.runs.start(conn.user_id, submission)
 
 
 async def ping(conn: ChatConnection, _frame: frames.Ping) -> None:
@@ -50,7 +58,11 @@ async def stop_agent(conn: ChatConnection, frame: frames.StopAgent) -> None:
 
 
 async def auth_refresh(conn: ChatConnection, frame: frames.AuthRefresh | frames.Auth) -> None:
-    claims = await conn.services.verifier.verify(frame.token)
+    try:
+        claims = await conn.services.verifier.verify(frame.token)
+    except TokenExpired as exc:
+        # `token_expired` is reserved for the connection's own expiry, which closes it.
+        raise AuthenticationError("the new token has already expired", reason="expired") from exc
     if claims.user_id != conn.user_id:
         raise AuthenticationError("the new token belongs to another user", reason="user_mismatch")
     conn.expires_at = claims.expires_at

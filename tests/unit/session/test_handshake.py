@@ -47,3 +47,9 @@ def test_a_token_in_the_url_is_refused(key: str) -> None:
 def test_malformed_credentials_are_refused(headers: dict[str, str]) -> None:
     with pytest.raises(AuthenticationError):
         read_credential(headers, {})
+
+
+@pytest.mark.parametrize("key", ["Token", "ACCESS_TOKEN", "Jwt"])
+def test_a_token_in_the_url_is_refused_whatever_the_case(key: str) -> None:
+    with pytest.raises(AuthenticationError):
+        read_credential({}, {key: TOKEN})
