@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import socket
 
 import uvicorn
@@ -35,6 +36,18 @@ class Server(uvicorn.Server):
             log.warning("shutdown: runs did not finish within the grace period")
         await services.connections.shutdown_all()
         await super().shutdown(sockets)
+        # uvicorn re-raises a handled SIGTERM once serving ends, so the process would die by the signal
+        # (status -15). The shutdown was graceful: exit 0, as process managers expect.
+        self._captured_signals = [s for s in self._captured_signals if s != signal.SIGTERM]
+
+
+class _DenialIsNotAnError(logging.Filter):
+    """uvicorn's sans-I/O WebSocket protocol logs an ERROR after every denial response (our 401/403 on a
+    refused upgrade), because it never marks a denied handshake complete. Our endpoint always accepts or
+    denies, so that line is noise that would drown real errors in operators' alerts."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != "ASGI callable returned without completing handshake."
 
 
 def make_server(app: FastAPI, settings: Settings, *, log_level: str = "info") -> Server:
@@ -54,4 +67,5 @@ def make_server(app: FastAPI, settings: Settings, *, log_level: str = "info") ->
         proxy_headers=True,
         server_header=False,
     )
+    logging.getLogger("uvicorn.error").addFilter(_DenialIsNotAnError())
     return Server(config, app.state.services)

@@ -36,7 +36,7 @@ def serve(
     settings = Settings(**overrides)  # type: ignore[arg-type]
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     fastapi_app = create_app(settings)
-    if demo_user:
+    if demo_user or settings.demo_user:
         _ensure_demo_user(settings)
     console.print(f"[bold]Tokenwise[/] ({settings.role.value}) on {settings.resolved_public_url}")
     make_server(fastapi_app, settings, log_level=log_level).run()
@@ -103,6 +103,6 @@ def user_create(
 
 
 def main() -> None:
-    from tokenwise.cli import chat  # noqa: F401 - registers the chat command
+    from tokenwise.cli import chat, ingest, loadtest  # noqa: F401 - register the chat, ingest and loadtest commands
 
     app()

@@ -33,6 +33,17 @@ async def _domain(_request: Request, exc: Exception) -> JSONResponse:
 async def _validation(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     first = exc.errors()[0]
+    if first.get("type") == "json_invalid":
+        return JSONResponse(
+            {
+                "error": {
+                    "code": "invalid_json",
+                    "message": "the request body is not valid JSON",
+                    "field": None,
+                }
+            },
+            status_code=422,
+        )
     location = [str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path")]
     field = ".".join(location) or None
     message = f"{field}: {first.get('msg')}" if field else str(first.get("msg"))
