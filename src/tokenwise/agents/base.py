@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 
@@ -25,6 +26,14 @@ class UsageSource(Protocol):
     async def dataset_count(self) -> int: ...
 
     async def row_count(self) -> int: ...
+
+    async def parquet_paths(self) -> list[Path]:
+        """Every normalized Parquet file of the user (`usage.schema.COLUMNS`), absolute paths."""
+        ...
+
+    async def default_models(self) -> dict[str, str]:
+        """`os.fspath(path) -> model` for files whose rows without a model take their dataset's model."""
+        ...
 
 
 @dataclass

@@ -123,7 +123,7 @@ async def run_reporting(ctx: RunContext, scope: AgentScope) -> JSON:
     report = compose(ctx.results)
     markdown = render(report)
     for piece in deltas(markdown):
-        scope.stream(piece)
+        await scope.stream(piece)
     return {"report": report, "markdown": markdown}
 
 

@@ -15,7 +15,7 @@ from tokenwise.agents.base import RunContext, RunOutcome
 from tokenwise.agents.catalogue import PIPELINE, SUPERVISOR, SUPERVISOR_DESCRIPTION, default_agents
 from tokenwise.agents.rendering import render
 from tokenwise.agents.reporting import compose, deltas
-from tokenwise.agents.tooling import JSON, Agent, AgentScope, CallLedger, ToolFailed, describe
+from tokenwise.agents.tooling import JSON, Agent, AgentScope, CallLedger, ToolFailed, checkpoint, describe
 from tokenwise.errors import TokenwiseError
 
 log = logging.getLogger(__name__)
@@ -88,6 +88,7 @@ async def _step(ctx: RunContext, agent: Agent, ledger: CallLedger) -> bool:
     """Run one sub-agent between its agent_started and its agent_completed or agent_error."""
     ctx.sink.emit("agent_started", agent.name, {"description": agent.description})
     try:
+        await checkpoint()
         result = await agent.run(ctx, AgentScope(ctx, agent.name, ledger))
         summary = agent.compact(result)
     except asyncio.CancelledError:

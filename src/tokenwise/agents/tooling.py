@@ -19,6 +19,15 @@ def _same(result: JSON) -> JSON:
     return result
 
 
+async def checkpoint() -> None:
+    """Yield to the event loop: a yield, not a delay.
+
+    A step that never awaits would run the whole pipeline in one go: its events would be stored and
+    delivered only at the end (nothing live), other connections would wait, and a stop could not land.
+    """
+    await asyncio.sleep(0)
+
+
 @dataclass(frozen=True)
 class Tool:
     """A named operation an agent calls; `compact` shrinks its result for the event stream."""
@@ -108,14 +117,16 @@ class AgentScope:
         """Emit agent_thinking."""
         self.ctx.sink.emit("agent_thinking", self.agent_name, {"thought": thought})
 
-    def stream(self, delta: str) -> None:
-        """Emit the next piece of the answer text."""
+    async def stream(self, delta: str) -> None:
+        """Emit the next piece of the answer text, and let it go out before the next one."""
         self.ctx.sink.emit("partial_result", self.agent_name, {"delta": delta})
+        await checkpoint()
 
     async def call(self, tool: Tool, args: JSON) -> JSON:
         """Run `tool`, wrapped in its tool_executing / tool_completed pair whatever happens."""
         call_id = self.ledger.begin(self.agent_name, tool.name, args)
         try:
+            await checkpoint()
             result = await tool.fn(self.ctx, args)
         except asyncio.CancelledError:
             self.ledger.finish(call_id, {"error": "cancelled"})

@@ -196,7 +196,19 @@ class Runs:
             _end(recorder, "internal_error", f"internal error (error id {error_id})", error_id=error_id)
         _end(recorder, "internal_error", "the pipeline ended without a final event")
         assert recorder.final is not None
-        await self._finish(context, recorder, recorder.final, outcome)
+        # A stop that arrives once the pipeline has ended must not cut recording its end short: the final
+        # event would never be stored or sent and the run would stay "running" for ever.
+        finishing = asyncio.ensure_future(self._finish(context, recorder, recorder.final, outcome))
+        while not finishing.done():
+            try:
+                await asyncio.shield(finishing)
+            except asyncio.CancelledError:
+                if finishing.cancelled():
+                    raise
+                task = asyncio.current_task()
+                if task is not None:
+                    task.uncancel()
+        finishing.result()
         self._on_finished(loop.time() - started)
 
     async def _finish(

@@ -7,7 +7,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import StreamingResponse
 
 from tokenwise.services.container import Services
@@ -59,10 +59,14 @@ async def stream_run(
     services: AppServices,
     last_event_id: Annotated[int | None, Header(ge=0)] = None,
     after_seq: Annotated[int, Query(ge=0)] = 0,
-) -> StreamingResponse:
+) -> Response:
     """Every event after Last-Event-ID (or `after_seq`), live ones included, ending after the final one."""
-    await services.chat.get_run(claims.user_id, run_id)
+    run = await services.chat.get_run(claims.user_id, run_id)
     start = last_event_id if last_event_id is not None else after_seq
+    if run.status != "running" and start >= run.last_seq:
+        # The final event was already delivered (an EventSource reconnects whenever a stream ends): 204
+        # tells it to stop, where an open stream would wait for ever for events that never come.
+        return Response(status_code=204)
     return StreamingResponse(
         _stream(services, claims.user_id, run_id, start),
         media_type="text/event-stream",
