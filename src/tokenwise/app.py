@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from tokenwise import __version__
 from tokenwise.config import Settings
 from tokenwise.services.container import Services
-from tokenwise.web import api_routes, auth_routes, errors, health, sse
+from tokenwise.web import api_routes, auth_routes, dataset_routes, errors, health, sse
 from tokenwise.web.websocket import websocket_endpoint
 
 
@@ -35,6 +35,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(auth_routes.router)
     if settings.serves_api:
         app.include_router(api_routes.router)
+        app.include_router(dataset_routes.router)
         app.include_router(sse.router)
         app.add_api_websocket_route("/ws", websocket_endpoint)
         app.add_api_websocket_route("/api/v1/websocket", websocket_endpoint)

@@ -60,6 +60,11 @@ class Settings(BaseSettings):
     sse_heartbeat_s: float = Field(default=15.0, gt=0)
     shutdown_grace_s: float = Field(default=10.0, ge=0)
 
+    # Usage data: upload limit, records per workload-events batch, a prices file merged over the shipped one.
+    max_upload_bytes: int = Field(default=512 * 1024 * 1024, ge=1024)
+    max_event_batch: int = Field(default=1000, ge=1)
+    prices_file: Path | None = None
+
     demo_user: bool = False  # create the demo user at start (make run)
 
     @model_validator(mode="before")

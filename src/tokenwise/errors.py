@@ -8,6 +8,7 @@
     ├── NotFound                        not_found        404    error frame, stays open
     ├── Conflict                        conflict         409    error frame, stays open
     ├── InvalidInput                    invalid_input    422    error frame (invalid_message), stays open
+    ├── TooLarge                        too_large        413    (HTTP only: an upload over its limit)
     ├── RateLimited                     rate_limited     429    error frame, stays open
     ├── TooManyConnections              too_many_connections 429 close 4429
     └── ServiceUnavailable              service_unavailable 503 error frame, then close 1013
@@ -78,6 +79,17 @@ class InvalidInput(TokenwiseError):
     def __init__(self, message: str, *, field: str | None = None, **details: Any) -> None:
         super().__init__(message, field=field, **details)
         self.field = field
+
+
+class TooLarge(TokenwiseError):
+    """An upload over its size limit; `limit_bytes` says what the limit is."""
+
+    code = "too_large"
+    http_status = 413
+
+    def __init__(self, message: str, *, limit_bytes: int) -> None:
+        super().__init__(message, limit_bytes=limit_bytes)
+        self.limit_bytes = limit_bytes
 
 
 class RateLimited(TokenwiseError):

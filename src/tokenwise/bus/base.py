@@ -18,6 +18,10 @@ class Subscription(Protocol):
         """The next event; raises Overflowed once after events were dropped for this subscriber."""
         ...
 
+    def pending(self) -> int:
+        """Events received and not yet taken by `get`."""
+        ...
+
     async def close(self) -> None: ...
 
 

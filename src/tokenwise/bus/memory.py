@@ -28,6 +28,9 @@ class MemorySubscription:
             raise Overflowed
         return await self._queue.get()
 
+    def pending(self) -> int:
+        return self._queue.qsize()
+
     async def close(self) -> None:
         self._bus.unsubscribe(self)
 

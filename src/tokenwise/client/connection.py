@@ -42,10 +42,17 @@ def ws_url_for(base_url: str) -> str:
 class Connection:
     """An authenticated chat connection; its `welcome` is the server's connection_established frame."""
 
-    def __init__(self, ws: ClientConnection, welcome: Welcome) -> None:
+    def __init__(
+        self, ws: ClientConnection, welcome: Welcome, *, read_timeout_s: float | None = 60.0
+    ) -> None:
         self.ws, self.welcome = ws, welcome
+        # How long any read waits for the next frame before giving up (TimeoutError); None: forever.
+        self.read_timeout_s = read_timeout_s
+        # Runs this connection follows (acked here, or resumed), each with its events not yet read.
+        # All of a user's connections receive all of that user's runs; events of other runs are dropped.
         self._runs: dict[str, deque[Event]] = {}
         self._acks: deque[Ack] = deque()
+        self.ignored_events = 0
 
     async def __aenter__(self) -> Connection:
         return self
@@ -58,10 +65,8 @@ class Connection:
 
     @property
     def close_code(self) -> int | None:
-        """The close code once the connection has closed (1006 when no close frame came)."""
-        if self.ws.protocol.close_rcvd is not None:
-            return self.ws.protocol.close_rcvd.code
-        return None if self.ws.protocol.state.name != "CLOSED" else ABNORMAL_CLOSURE
+        """The close code once the connection has closed (1006 when no close frame came), else None."""
+        return self.ws.close_code
 
     # ---- frames ------------------------------------------------------------------------------------
     async def send_frame(self, frame: dict[str, Any]) -> None:
@@ -70,10 +75,10 @@ class Connection:
         except websockets.ConnectionClosed as exc:
             raise _closed(exc) from exc
 
-    async def recv_frame(self, timeout: float | None = None) -> dict[str, Any]:
+    async def recv_frame(self) -> dict[str, Any]:
         """The next frame, whatever it is; `error` frames are returned, not raised."""
         try:
-            text = await asyncio.wait_for(self.ws.recv(), timeout)
+            text = await asyncio.wait_for(self.ws.recv(), self.read_timeout_s)
         except websockets.ConnectionClosed as exc:
             raise _closed(exc) from exc
         try:
@@ -84,18 +89,23 @@ class Connection:
             raise ProtocolViolation(f"the server sent a frame without a type: {str(text)[:80]!r}")
         return frame
 
-    async def _next(self, timeout: float | None) -> dict[str, Any]:
-        """The next frame that is not a run event or an ack (those are queued); raises on `error`."""
-        frame = await self.recv_frame(timeout)
+    async def _next(self) -> dict[str, Any]:
+        """The next frame, after queueing it if it is a run event or an ack; raises on `error`."""
+        frame = await self.recv_frame()
         kind = frame["type"]
         if kind == "error":
             details = {k: v for k, v in frame.items() if k not in ("type", "code", "message")}
             raise ServerError(str(frame.get("code", "error")), str(frame.get("message", "")), details)
         if kind == "ack":
-            self._acks.append(Ack.from_frame(frame))
+            ack = Ack.from_frame(frame)
+            self._acks.append(ack)
+            self._runs.setdefault(ack.run_id, deque())  # the server sends the ack before any event
         elif "seq" in frame and "run_id" in frame:
-            event = Event.from_frame(frame)
-            self._runs.setdefault(event.run_id, deque()).append(event)
+            queue = self._runs.get(frame["run_id"])
+            if queue is None:
+                self.ignored_events += 1
+            else:
+                queue.append(Event.from_frame(frame))
         return frame
 
     # ---- requests ----------------------------------------------------------------------------------
@@ -105,7 +115,6 @@ class Connection:
         *,
         thread_id: str | None = None,
         client_message_id: str | None = None,
-        timeout: float | None = 30.0,
     ) -> Ack:
         """Send a user message and wait for its ack (a new run, or the same ack for a repeated id)."""
         client_message_id = client_message_id or uuid.uuid4().hex
@@ -114,25 +123,24 @@ class Connection:
         if thread_id is not None:
             frame["thread_id"] = thread_id
         await self.send_frame(frame)
-        async with asyncio.timeout(timeout):
-            while True:
-                for ack in self._acks:
-                    if ack.client_message_id == client_message_id:
-                        self._acks.remove(ack)
-                        return ack
-                await self._next(None)
+        while True:
+            for ack in self._acks:
+                if ack.client_message_id == client_message_id:
+                    self._acks.remove(ack)
+                    return ack
+            await self._next()
 
-    async def events(self, run_id: str, *, timeout: float | None = 60.0) -> AsyncIterator[Event]:
+    async def events(self, run_id: str) -> AsyncIterator[Event]:
         """The run's events as they arrive, up to and including the final one.
 
         Exactly what the server sent: a duplicate or a gap is left for the caller to see (and count).
-        `timeout` bounds the wait for each event.
+        The run is followed from the moment of this call if it was not already (acked or resumed here).
         """
         queue = self._runs.setdefault(run_id, deque())
         try:
             while True:
                 while not queue:
-                    await self._next(timeout)
+                    await self._next()
                 event = queue.popleft()
                 yield event
                 if event.final:
@@ -141,22 +149,18 @@ class Connection:
             if not queue:
                 self._runs.pop(run_id, None)
 
-    def resume(self, run_id: str, after_seq: int, *, timeout: float | None = 60.0) -> AsyncIterator[Event]:
-        """Ask for the run's events after `after_seq` (stored, then live) and iterate them to the final one."""
+    async def resume(self, run_id: str, after_seq: int) -> AsyncIterator[Event]:
+        """Ask for the run's events after `after_seq` (stored, then live); iterate them to the final one."""
+        self._runs.setdefault(run_id, deque())
+        await self.send_frame({"type": "resume", "run_id": run_id, "after_seq": after_seq})
+        async for event in self.events(run_id):
+            yield event
 
-        async def iterate() -> AsyncIterator[Event]:
-            await self.send_frame({"type": "resume", "run_id": run_id, "after_seq": after_seq})
-            async for event in self.events(run_id, timeout=timeout):
-                yield event
-
-        return iterate()
-
-    async def ping(self, timeout: float | None = 10.0) -> dict[str, Any]:
+    async def ping(self) -> dict[str, Any]:
         """An application-level ping; returns the pong frame."""
         await self.send_frame({"type": "ping"})
-        async with asyncio.timeout(timeout):
-            while (frame := await self._next(None))["type"] != "pong":
-                pass
+        while (frame := await self._next())["type"] != "pong":
+            pass
         return frame
 
 
@@ -167,6 +171,7 @@ async def connect(
     *,
     ticket: str | None = None,
     open_timeout: float = 10.0,
+    read_timeout_s: float | None = 60.0,
     ping_interval: float | None = 20.0,
     **options: Any,
 ) -> Connection:
@@ -196,7 +201,7 @@ async def connect(
             **options,
         )
     except websockets.InvalidStatus as exc:
-        code, message = error_body(exc.response.body or b"")
+        code, message = error_body(bytes(exc.response.body))
         status = exc.response.status_code
         raise HandshakeRejected(
             f"the server refused the WebSocket connection (HTTP {status} {code}): {message}",
@@ -215,7 +220,7 @@ async def connect(
         await ws.close()
         raise
     try:
-        return Connection(ws, Welcome.from_frame(_expect_welcome(text)))
+        return Connection(ws, Welcome.from_frame(_expect_welcome(text)), read_timeout_s=read_timeout_s)
     except ProtocolViolation:
         await ws.close()
         raise
@@ -229,6 +234,8 @@ def _expect_welcome(text: str | bytes) -> dict[str, Any]:
     if not isinstance(frame, dict) or frame.get("type") != "connection_established":
         kind = frame.get("type") if isinstance(frame, dict) else type(frame).__name__
         raise ProtocolViolation(f"expected connection_established first, got {kind!r}")
+    if "connection_id" not in frame or "user_id" not in frame:
+        raise ProtocolViolation("the connection_established frame lacks connection_id or user_id")
     return frame
 
 

@@ -81,7 +81,7 @@ class Ack:
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """One run event, as the envelope `{type, run_id, thread_id, seq, event_id, timestamp, agent_name, data}`."""
+    """One run event: the envelope `{type, run_id, thread_id, seq, event_id, timestamp, agent_name, data}`."""
 
     type: str
     run_id: str

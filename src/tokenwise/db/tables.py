@@ -5,7 +5,18 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -125,3 +136,28 @@ class RunEventRow(Base):
     seq: Mapped[int] = mapped_column(Integer, primary_key=True)
     type: Mapped[str] = mapped_column(String(32))
     body: Mapped[str] = mapped_column(Text)
+
+
+class DatasetRow(Base):
+    """One imported usage file (or a user's event stream): its normalized Parquet file(s) and how it was read.
+
+    `path` is relative to the data directory: a `.parquet` file, or a directory of part files (the stream).
+    """
+
+    __tablename__ = "datasets"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(255))
+    source_format: Mapped[str] = mapped_column(String(16))  # csv, jsonl, json, parquet, events
+    detected_format: Mapped[str] = mapped_column(String(64))
+    row_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    mapping: Mapped[dict[str, Any]]
+    details: Mapped[dict[str, Any] | None]  # notes, columns found, how timestamps were read
+    model: Mapped[str | None] = mapped_column(String(200))
+    keep_prompt_text: Mapped[bool] = mapped_column(Boolean, default=False)
+    period_start: Mapped[datetime | None]
+    period_end: Mapped[datetime | None]
+    bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    path: Mapped[str] = mapped_column(String(1000))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -23,7 +23,8 @@ from tokenwise.services.connections import ConnectionRegistry
 from tokenwise.services.event_log import EventLog
 from tokenwise.services.runs import Runs
 from tokenwise.services.tickets import Tickets
-from tokenwise.services.usage import NoUsageData
+from tokenwise.usage.datasets import Datasets
+from tokenwise.usage.prices import PriceList, load_prices
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,8 @@ class Services:
     runs: Runs
     tickets: Tickets
     connections: ConnectionRegistry
+    datasets: Datasets
+    prices: PriceList
     keyring: KeyRing | None = None
     issuer: TokenIssuer | None = None
     accounts: Accounts | None = None
@@ -81,8 +84,17 @@ class Services:
         event_log = EventLog(db, bus)
         chat = Chat(db)
 
-        def usage_for(_user_id: str) -> UsageSource:
-            return NoUsageData()
+        prices = load_prices(settings.prices_file)
+        datasets = Datasets(
+            db,
+            settings.data_dir,
+            max_upload_bytes=settings.max_upload_bytes,
+            max_event_batch=settings.max_event_batch,
+            prices=prices,
+        )
+
+        def usage_for(user_id: str) -> UsageSource:
+            return datasets.usage_for(user_id)
 
         metrics = Metrics()
         return cls(
@@ -98,6 +110,8 @@ class Services:
             runs=Runs(db, event_log, bus, chat, run_pipeline, usage_for, metrics.run_finished),
             tickets=Tickets(db, ttl_s=settings.ws_ticket_ttl_s),
             connections=ConnectionRegistry(settings.max_connections_per_user),
+            datasets=datasets,
+            prices=prices,
             keyring=keyring,
             issuer=issuer,
             accounts=accounts,

@@ -44,6 +44,14 @@ class Feed:
     async def close(self) -> None:
         await self._subscription.close()
 
+    async def drain(self, timeout_s: float) -> None:
+        """Wait (at most `timeout_s`) until the pump has sent every event already received."""
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while self._subscription.pending() or self._lock.locked():
+            if asyncio.get_running_loop().time() >= deadline:
+                return
+            await asyncio.sleep(0.005)
+
     async def _deliver(self, event: RunEvent) -> None:
         await self._send(event)
         self.tracker.delivered(event.run_id, event.seq, final=event.final)

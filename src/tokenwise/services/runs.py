@@ -107,6 +107,8 @@ class Runs:
         self._db, self._log, self._bus, self._chat = db, event_log, bus, chat
         self._pipeline, self._usage_for, self._on_finished = pipeline, usage_for, on_finished
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._owners: dict[str, str] = {}
+        self._endings: set[asyncio.Future[None]] = set()
 
     def start(self, user_id: str, submission: Submission) -> None:
         """Run the pipeline for a new submission in the background."""
@@ -123,15 +125,28 @@ class Runs:
         )
         task = asyncio.create_task(self._execute(context, recorder), name=f"run-{submission.run_id}")
         self._tasks[submission.run_id] = task
-        task.add_done_callback(lambda _t: self._tasks.pop(submission.run_id, None))
+        self._owners[submission.run_id] = user_id
+
+        def done(finished: asyncio.Task[None]) -> None:
+            self._tasks.pop(submission.run_id, None)
+            self._owners.pop(submission.run_id, None)
+            if finished.cancelled() and recorder.final is None:
+                # Cancelled before its first step, the task never entered _execute: end the run here.
+                _end(recorder, "cancelled", "the run was stopped before it started")
+                assert recorder.final is not None
+                outcome = RunOutcome("cancelled", {}, "", error_code="cancelled")
+                ending = asyncio.ensure_future(self._finish(context, recorder, recorder.final, outcome))
+                self._endings.add(ending)
+                ending.add_done_callback(self._endings.discard)
+
+        task.add_done_callback(done)
 
     async def cancel(self, user_id: str, run_id: str) -> RunRow:
         """Stop a run of this user (NotFound for anyone else's); a finished run is left as it is."""
-        run = await self._chat.get_run(user_id, run_id)
         task = self._tasks.get(run_id)
-        if task is not None:
-            task.cancel()
-        return run
+        if task is not None and self._owners.get(run_id) == user_id:
+            task.cancel()  # at once: the stop lands before the run takes another step
+        return await self._chat.get_run(user_id, run_id)
 
     async def recover_interrupted(self) -> int:
         """End runs left `running` by a process that died: each gets its final agent_error (interrupted).
@@ -167,15 +182,22 @@ class Runs:
         return len(self._tasks)
 
     async def stop(self, grace_s: float) -> None:
-        """Let running runs finish within the grace period, then cancel the rest (each still ends)."""
-        tasks = list(self._tasks.values())
-        if not tasks:
-            return
-        _done, pending = await asyncio.wait(tasks, timeout=grace_s)
+        """Let runs finish within the grace period, then cancel the rest (each still ends).
+
+        Runs that start while we wait (a message that was being stored as shutdown began) are waited
+        for too, so every acknowledged run ends before connections are told to go.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace_s
+        while self._tasks and loop.time() < deadline:
+            await asyncio.wait(list(self._tasks.values()), timeout=deadline - loop.time())
+        pending = list(self._tasks.values())
         for task in pending:
             task.cancel()
         if pending:
             await asyncio.wait(pending, timeout=5.0)
+        if self._endings:
+            await asyncio.wait(list(self._endings), timeout=5.0)
 
     async def _execute(self, context: RunContext, recorder: RunRecorder) -> None:
         loop = asyncio.get_running_loop()

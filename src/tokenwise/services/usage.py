@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 
 class NoUsageData:
     """The usage source before any dataset exists: honest zeros, so the agents ask for data."""
@@ -11,3 +13,9 @@ class NoUsageData:
 
     async def row_count(self) -> int:
         return 0
+
+    async def parquet_paths(self) -> list[Path]:
+        return []
+
+    async def default_models(self) -> dict[str, str]:
+        return {}

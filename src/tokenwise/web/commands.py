@@ -16,8 +16,18 @@ if TYPE_CHECKING:
 async def user_message(conn: ChatConnection, frame: frames.UserMessage) -> None:
     services = conn.services
     if services.stopping:
-        # Shutting down: accept no new run. The client reconnects (1012) and sends the message again.
-        await conn.shutdown()
+        # Shutting down: accept no new run, but keep the connection until the runs already under way
+        # have been delivered; the shutdown sequence then sends server_shutdown and closes with 1012.
+        conn.services.metrics.error("service_unavailable")
+        await conn.send(
+            {
+                "type": "error",
+                "code": "service_unavailable",
+                "retry_after_s": 1.0,
+                "message": "the server is shutting down; send the message again after reconnecting",
+                "client_message_id": frame.client_message_id,
+            }
+        )
         return
     submission = await services.chat.submit(
         conn.user_id, frame.content, thread_id=frame.thread_id, client_message_id=frame.client_message_id

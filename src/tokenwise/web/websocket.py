@@ -89,7 +89,9 @@ class ChatConnection:
             await self.close(error.close_code, errors.close_reason(error))
 
     async def shutdown(self) -> None:
-        """Server shutdown: tell the client, close with 1012 (the client reconnects and resumes)."""
+        """Server shutdown: send what is already due, tell the client, close with 1012 (it resumes)."""
+        if self._feed is not None:
+            await self._feed.drain(timeout_s=1.0)
         with contextlib.suppress(_Closed):
             await self.send(
                 {

@@ -11,13 +11,19 @@ from tokenwise.usage.mapping import detect, normalize, require
 def test_azure_trace() -> None:
     found = detect(["TIMESTAMP", "ContextTokens", "GeneratedTokens"])
     assert found.format_name == "azure_llm_inference_2023"
-    assert found.mapping == {"ts": "TIMESTAMP", "input_tokens": "ContextTokens", "output_tokens": "GeneratedTokens"}
+    assert found.mapping == {
+        "ts": "TIMESTAMP",
+        "input_tokens": "ContextTokens",
+        "output_tokens": "GeneratedTokens",
+    }
 
 
 def test_burstgpt() -> None:
     found = detect(["Timestamp", "Model", "Request tokens", "Response tokens", "Total tokens", "Log Type"])
     assert found.format_name == "burstgpt"
-    assert found.format is not None and found.format.relative_time and found.format.zero_output_is_error
+    assert found.format is not None
+    assert found.format.relative_time
+    assert found.format.zero_output_is_error
     assert found.mapping == {
         "ts": "Timestamp",
         "model": "Model",
@@ -40,7 +46,11 @@ def test_burstgpt() -> None:
         ),
         (
             ["created", "model", "usage.prompt_tokens", "usage.completion_tokens", "id"],
-            {"input_tokens": "usage.prompt_tokens", "output_tokens": "usage.completion_tokens", "request_id": "id"},
+            {
+                "input_tokens": "usage.prompt_tokens",
+                "output_tokens": "usage.completion_tokens",
+                "request_id": "id",
+            },
         ),
     ],
 )
@@ -51,8 +61,9 @@ def test_openai_style_exports(columns: list[str], expected: dict[str, str]) -> N
 
 
 def test_litellm_spend_logs() -> None:
-    columns = ["request_id", "call_type", "api_key", "spend", "total_tokens", "prompt_tokens", "completion_tokens",
-               "startTime", "endTime", "model", "user", "metadata", "cache_hit", "status", "end_user"]  # fmt: skip
+    columns = ["request_id", "call_type", "api_key", "spend", "total_tokens", "prompt_tokens",
+               "completion_tokens", "startTime", "endTime", "model", "user", "metadata", "cache_hit",
+               "status", "end_user"]  # fmt: skip
     found = detect(columns)
     assert found.format_name == "litellm_spend_logs"
     assert found.mapping["ts"] == "startTime"
@@ -64,7 +75,9 @@ def test_litellm_spend_logs() -> None:
 
 
 def test_generic_aliases_are_case_and_separator_insensitive() -> None:
-    found = detect(["Time", "Prompt-Tokens", "GENERATED_TOKENS", "Latency MS", "cache_read_input_tokens", "Route"])
+    found = detect(
+        ["Time", "Prompt-Tokens", "GENERATED_TOKENS", "Latency MS", "cache_read_input_tokens", "Route"]
+    )
     assert found.format_name == "generic"
     assert found.mapping == {
         "ts": "Time",

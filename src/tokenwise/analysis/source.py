@@ -1,0 +1,122 @@
+"""The `usage` table: all of a user's datasets read with one DuckDB scan, each row's model and cost resolved.
+
+Every later query reads this one in-memory table, so the Parquet files are read once (after a cheap scan
+of the model column that learns which prices to look up). A row's cost is its reported cost, else its
+tokens priced from the price book, else NULL (unpriced: never guessed).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import duckdb
+
+from tokenwise.analysis.pricing import ModelPrice, PriceBook
+
+# Costs are computed from $ per 1M tokens; cached input tokens are part of input_tokens (schema).
+_LIST_COST = """(
+    (input_tokens - cached_input_tokens) * p.in_p + cached_input_tokens * p.cached_p
+    + output_tokens * p.out_p) / 1e6"""
+
+
+def _key(column: str) -> str:
+    return f"CASE WHEN {column} IS NULL THEN NULL ELSE hash({column}) END"
+
+
+# Ids and hashes become 64-bit hashes (collisions are negligible at these sizes): grouping and windowing
+# on integers is several times faster than on 32-character strings, and the table stays small.
+# prompt_key / prefix_key add the model, since caches are per model.
+_USAGE = f"""
+CREATE OR REPLACE TEMP TABLE usage AS
+WITH raw AS (
+    SELECT r.ts,
+        COALESCE(r.model, d.model) AS model,
+        r.feature, {_key("r.request_id")} AS request_id, {_key("r.prompt_hash")} AS prompt_hash,
+        {_key("r.prefix_hash")} AS prefix_hash,
+        COALESCE(r.input_tokens, 0) AS input_tokens,
+        COALESCE(r.output_tokens, 0) AS output_tokens,
+        LEAST(COALESCE(r.cached_input_tokens, 0), COALESCE(r.input_tokens, 0)) AS cached_input_tokens,
+        r.latency_ms, COALESCE(r.is_error, false) AS is_error, r.max_output_tokens,
+        r.cost_usd AS reported_cost
+    FROM read_parquet($paths, filename = true) r LEFT JOIN defaults d USING (filename)
+)
+SELECT raw.*, hash(model, prompt_hash) AS prompt_key, hash(model, prefix_hash) AS prefix_key,
+    p.in_p, p.cached_p, p.out_p, p.batch_discount,
+    p.alt_model, p.alt_in, p.alt_cached, p.alt_out,
+    COALESCE(reported_cost, {_LIST_COST}) AS cost
+FROM raw LEFT JOIN prices p USING (model)
+"""  # noqa: S608 - only constant SQL fragments are interpolated
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """What loading learned: the prices used, and the requests no price or reported cost covers."""
+
+    prices: Mapping[str, ModelPrice]
+    unpriced: Mapping[str | None, int]
+
+
+def load(
+    con: duckdb.DuckDBPyConnection,
+    paths: Sequence[str | os.PathLike[str]],
+    book: PriceBook,
+    default_models: Mapping[str, str] | None = None,
+) -> Loaded:
+    """Create the `usage` table on `con` from normalized Parquet files."""
+    files = [os.fspath(p) for p in paths]
+    con.execute("CREATE OR REPLACE TEMP TABLE defaults (filename VARCHAR, model VARCHAR)")
+    if default_models:
+        con.executemany(
+            "INSERT INTO defaults VALUES (?, ?)", [(os.fspath(k), v) for k, v in default_models.items()]
+        )
+    models = con.execute(
+        "SELECT DISTINCT COALESCE(r.model, d.model) FROM read_parquet($paths, filename = true) r "
+        "LEFT JOIN defaults d USING (filename)",
+        {"paths": files},
+    ).fetchall()
+    prices = _price_table(con, book, [m for (m,) in models if m is not None])
+    con.execute(_USAGE, {"paths": files})
+    unpriced = con.execute("SELECT model, count(*) FROM usage WHERE cost IS NULL GROUP BY model").fetchall()
+    return Loaded(prices=prices, unpriced={model: int(n) for model, n in unpriced})
+
+
+def _price_table(con: duckdb.DuckDBPyConnection, book: PriceBook, models: list[str]) -> dict[str, ModelPrice]:
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE prices (model VARCHAR, in_p DOUBLE, cached_p DOUBLE, out_p DOUBLE, "
+        "batch_discount DOUBLE, alt_model VARCHAR, alt_in DOUBLE, alt_cached DOUBLE, alt_out DOUBLE)"
+    )
+    used: dict[str, ModelPrice] = {}
+    rows = []
+    for model in models:
+        price = book.price(model)
+        if price is None:
+            continue
+        used[model] = price
+        alt = book.price(price.cheaper_tier) if price.cheaper_tier else None
+        cheaper = alt is not None and _cheaper(alt, price)
+        rows.append(
+            (
+                model,
+                price.input_per_mtok,
+                price.cached_rate,
+                price.output_per_mtok,
+                price.batch_discount,
+                alt.model if alt and cheaper else None,
+                alt.input_per_mtok if alt and cheaper else None,
+                alt.cached_rate if alt and cheaper else None,
+                alt.output_per_mtok if alt and cheaper else None,
+            )
+        )
+    if rows:
+        con.executemany("INSERT INTO prices VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    return used
+
+
+def _cheaper(alt: ModelPrice, price: ModelPrice) -> bool:
+    no_dearer = alt.input_per_mtok <= price.input_per_mtok and alt.output_per_mtok <= price.output_per_mtok
+    return no_dearer and (alt.input_per_mtok, alt.output_per_mtok) != (
+        price.input_per_mtok,
+        price.output_per_mtok,
+    )

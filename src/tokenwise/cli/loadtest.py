@@ -1,0 +1,490 @@
+"""`tokenwise loadtest`: simulated users against one server process, and the figures they measured.
+
+Unless `--url` is given, the driver starts its own server (`python -m tokenwise serve` after `migrate`, in
+a temporary data directory, log level warning) as a separate process, so the figures are those of one
+server process, and the load runs in this (other) process. Modes:
+
+- users:   N users sign in, connect, send their messages, wait for each run's final event;
+- ramp:    closed-loop concurrency 1, 2, 4 … until the throughput stops growing (saturation), then a
+           fixed message rate at half the saturated throughput for the time to first event;
+- connect: a burst of authenticated WebSocket connects (welcome frame included);
+- idle:    K idle authenticated connections, and the server's memory (VmRSS) per connection;
+- all:     ramp, users, connect and idle, with the targets of docs/performance.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from tokenwise.cli import app
+from tokenwise.client import Method, ws_url_for
+from tokenwise.client import load as scenarios
+
+TARGETS = {
+    "ttfe_p99_ms_at_half_saturation": (
+        "time to first event p99 at half of saturation",
+        "≤ 25 ms",
+        25.0,
+        "max",
+    ),
+    "events_per_s": ("delivered events/s", "≥ 3,000", 3000.0, "min"),
+    "connects_per_s": ("authenticated WebSocket connects/s", "≥ 500", 500.0, "min"),
+    "kib_per_idle_connection": ("server memory per idle authenticated connection", "≤ 20 KiB", 20.0, "max"),
+}
+# A local server is configured so that only the machine limits the load, not per-user policy.
+_LOCAL_SERVER_ENV = {
+    "TOKENWISE_MAX_CONNECTIONS_PER_USER": "1000000",
+    "TOKENWISE_MESSAGES_PER_SECOND": "1000000",
+    "TOKENWISE_MESSAGE_BURST": "1000000",
+}
+
+
+class Mode(StrEnum):
+    USERS = "users"
+    RAMP = "ramp"
+    CONNECT = "connect"
+    IDLE = "idle"
+    ALL = "all"
+
+
+# ---- the server under test -------------------------------------------------------------------------
+@dataclass
+class ProcessProbe:
+    """CPU time and resident memory of the server process, from /proc (Linux)."""
+
+    pid: int
+
+    def rss_bytes(self) -> int:
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        raise RuntimeError(f"no VmRSS for process {self.pid}")
+
+    def cpu_s(self) -> float:
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@contextlib.contextmanager
+def local_server() -> Iterator[tuple[str, int]]:
+    """A `tokenwise serve` process in a temporary data directory; yields its URL and pid."""
+    data_dir = Path(tempfile.mkdtemp(prefix="tokenwise-bench-"))
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TOKENWISE_") and k != "PORT"}
+    env |= {**_LOCAL_SERVER_ENV, "TOKENWISE_DATA_DIR": str(data_dir), "TOKENWISE_HOST": "127.0.0.1"}
+    env |= {k: v for k, v in os.environ.items() if k in _LOCAL_SERVER_ENV}  # the caller's own limits win
+    env["TOKENWISE_PORT"] = str(port)
+    log = data_dir / "server.log"
+    try:
+        subprocess.run(
+            [sys.executable, "-m", "tokenwise", "migrate"], env=env, check=True, capture_output=True
+        )
+        with log.open("ab") as out:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "tokenwise", "serve", "--log-level", "warning"],
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            _wait_healthy(url, process, log)
+            yield url, process.pid
+        finally:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def _wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server exited ({process.returncode}):\n{log.read_text()[-2000:]}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"the server at {url} did not become healthy:\n{log.read_text()[-2000:]}")
+
+
+def busy_cpu_s() -> float:
+    """CPU seconds the whole machine has spent busy since boot (all processes, all cores)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def raise_fd_limit() -> int:
+    """Raise this process's open-file limit to the hard limit (a started server inherits it)."""
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return hard
+
+
+def machine() -> dict[str, Any]:
+    model = "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return {
+        "cpu_model": model,
+        "cores": os.cpu_count(),
+        "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+        "python": platform.python_version(),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+# ---- the phases ------------------------------------------------------------------------------------
+@dataclass
+class Bench:
+    url: str
+    probe: ProcessProbe | None
+    say: Console
+
+    @property
+    def ws_url(self) -> str:
+        return ws_url_for(self.url)
+
+    async def measured(self, phase: Any) -> dict[str, Any]:
+        """Await a phase's Tally, adding the CPU (in cores) that the server, this client and every other
+        process on the machine spent meanwhile: others busy means the figures are disturbed."""
+        server_cpu, client_cpu, machine_cpu = (
+            self.probe.cpu_s() if self.probe else 0.0,
+            time.process_time(),
+            busy_cpu_s(),
+        )
+        started = time.perf_counter()
+        tally: scenarios.Tally = await phase
+        wall = time.perf_counter() - started
+        result = tally.summary()
+        server = (self.probe.cpu_s() - server_cpu) / wall if self.probe is not None else 0.0
+        client = (time.process_time() - client_cpu) / wall
+        if self.probe is not None:
+            result["server_cpu_cores"] = round(server, 2)
+        result["client_cpu_cores"] = round(client, 2)
+        result["other_cpu_cores"] = round(max(0.0, (busy_cpu_s() - machine_cpu) / wall - server - client), 2)
+        return result
+
+    async def ramp(
+        self, tokens: list[str], max_concurrency: int, step_s: float, hold_s: float
+    ) -> dict[str, Any]:
+        """Closed-loop concurrency ramp to saturation, then a fixed rate at half of it."""
+        steps: list[dict[str, Any]] = []
+        best: dict[str, Any] | None = None
+        concurrency, flat = 1, 0
+        while concurrency <= min(max_concurrency, len(tokens)):
+            step = await self.measured(
+                scenarios.closed_loop(self.ws_url, tokens[:concurrency], duration_s=step_s)
+            )
+            step["concurrency"] = concurrency
+            steps.append(step)
+            self.say.print(
+                f"  concurrency {concurrency:>3}: {step['runs_per_s']:>7} runs/s, {step['events_per_s']:>8} "
+                f"events/s, ttfe p99 {step.get('time_to_first_event_ms', {}).get('p99')} ms"
+            )
+            if best is None or step["runs_per_s"] > best["runs_per_s"] * 1.05:
+                best, flat = step, 0
+            else:
+                flat += 1
+                if flat == 2:
+                    break
+            concurrency *= 2
+        assert best is not None
+        rate = best["runs_per_s"] / 2
+        pool = tokens[: max(8, best["concurrency"])]
+        self.say.print(f"  half of saturation: {rate:.1f} messages/s for {hold_s:g} s")
+        half = await self.measured(scenarios.open_loop(self.ws_url, pool, rate_per_s=rate, duration_s=hold_s))
+        half["rate_per_s"] = rate
+        return {"steps": steps, "saturation": best, "half_saturation": half}
+
+    async def connect(
+        self, tokens: list[str], count: int, concurrency: int, method: Method
+    ) -> dict[str, Any]:
+        connections: list[Any] = []
+
+        async def storm() -> scenarios.Tally:
+            opened, tally = await scenarios.connect_all(
+                self.ws_url, tokens, count, concurrency=concurrency, method=method, base_url=self.url
+            )
+            connections.extend(opened)
+            return tally
+
+        result = await self.measured(storm())
+        await scenarios.close_all(connections)
+        result["method"], result["concurrency"] = method.value, concurrency
+        return result
+
+    async def idle(self, tokens: list[str], count: int, concurrency: int, hold_s: float) -> dict[str, Any]:
+        """Open `count` idle connections; the server's RSS growth per connection."""
+        if self.probe is None:
+            raise typer.BadParameter("reading server memory needs --server-pid with --url")
+        warm, _ = await scenarios.connect_all(self.ws_url, tokens, 200, concurrency=concurrency)
+        await scenarios.close_all(warm)
+        await asyncio.sleep(2)
+        before = self.probe.rss_bytes()
+        connections, tally = await scenarios.connect_all(self.ws_url, tokens, count, concurrency=concurrency)
+        opened = self.probe.rss_bytes()
+        self.say.print(f"  {len(connections)} idle connections open; holding {hold_s:g} s (heartbeats)")
+        await asyncio.sleep(hold_s)
+        held = self.probe.rss_bytes()
+        await scenarios.close_all(connections)
+        await asyncio.sleep(2)
+        after_close = self.probe.rss_bytes()
+        grown = max(opened, held) - before
+        per_connection = grown / max(1, len(connections))
+        return {
+            "connections": len(connections),
+            "errors": dict(tally.errors),
+            "connects_per_s": round(len(connections) / tally.elapsed_s, 1),
+            "rss_before_mib": round(before / 2**20, 1),
+            "rss_open_mib": round(opened / 2**20, 1),
+            "rss_after_hold_mib": round(held / 2**20, 1),
+            "rss_after_close_mib": round(after_close / 2**20, 1),
+            "kib_per_connection": round(per_connection / 1024, 2),
+        }
+
+
+def verdicts(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each target that the report has a figure for: the figure and whether it is met."""
+    figures: dict[str, float | None] = {
+        "ttfe_p99_ms_at_half_saturation": _dig(
+            report, "ramp", "half_saturation", "time_to_first_event_ms", "p99"
+        ),
+        "events_per_s": _dig(report, "ramp", "saturation", "events_per_s"),
+        "connects_per_s": _dig(report, "connect", "connects_per_s"),
+        "kib_per_idle_connection": _dig(report, "idle", "kib_per_connection"),
+    }
+    result = {}
+    for key, value in figures.items():
+        if value is None:
+            continue
+        _label, _text, bound, kind = TARGETS[key]
+        result[key] = {
+            "measured": value,
+            "target": bound,
+            "met": value <= bound if kind == "max" else value >= bound,
+        }
+    return result
+
+
+def _dig(report: dict[str, Any], *keys: str) -> float | None:
+    node: Any = report
+    for key in keys:
+        if not isinstance(node, dict) or key not in node:
+            return None
+        node = node[key]
+    return float(node) if isinstance(node, int | float) else None
+
+
+# ---- the report ------------------------------------------------------------------------------------
+def _ms(phase: dict[str, Any], key: str) -> str:
+    values = phase.get(key)
+    return "-" if not values else f"{values['p50']:g} / {values['p95']:g} / {values['p99']:g}"
+
+
+def render(report: dict[str, Any], console: Console) -> None:
+    """The report as Rich tables."""
+    runs = Table(title="runs (latencies in ms: p50 / p95 / p99)")
+    for column in (
+        "phase",
+        "runs",
+        "events/s",
+        "first event",
+        "final event",
+        "lost/dup",
+        "errors",
+        "server CPU",
+    ):
+        runs.add_column(column, justify="left" if column in ("phase", "errors") else "right")
+    phases: list[tuple[str, dict[str, Any]]] = []
+    if ramp := report.get("ramp"):
+        phases += [(f"closed loop, concurrency {s['concurrency']}", s) for s in ramp["steps"]]
+        phases.append(
+            (f"half of saturation ({ramp['half_saturation']['rate_per_s']:.1f}/s)", ramp["half_saturation"])
+        )
+    if users := report.get("users"):
+        phases.append((f"{report['config']['users']} users x {report['config']['messages_per_user']}", users))
+    for name, phase in phases:
+        runs.add_row(
+            name,
+            str(phase["runs"]),
+            f"{phase['events_per_s']:,.0f}",
+            _ms(phase, "time_to_first_event_ms"),
+            _ms(phase, "time_to_final_event_ms"),
+            f"{phase['lost_events']}/{phase['duplicated_events']}",
+            _errors(phase["errors"]),
+            _cpu(phase),
+        )
+    if phases:
+        console.print(runs)
+    if connect := report.get("connect"):
+        table = Table(title=f"authenticated connects ({connect['method']}, {connect['concurrency']} at once)")
+        for column in ("connects", "connects/s", "connect → welcome ms", "errors", "CPU srv/cli/other"):
+            table.add_column(column, justify="right")
+        table.add_row(
+            str(connect.get("connects", 0)),
+            f"{connect.get('connects_per_s', 0):,.0f}",
+            _ms(connect, "connect_ms"),
+            _errors(connect["errors"]),
+            _cpu(connect),
+        )
+        console.print(table)
+    if idle := report.get("idle"):
+        table = Table(title="idle authenticated connections (server VmRSS)")
+        for column in (
+            "connections",
+            "before MiB",
+            "open MiB",
+            "after hold MiB",
+            "after close MiB",
+            "KiB/conn",
+        ):
+            table.add_column(column, justify="right")
+        table.add_row(
+            str(idle["connections"]),
+            str(idle["rss_before_mib"]),
+            str(idle["rss_open_mib"]),
+            str(idle["rss_after_hold_mib"]),
+            str(idle["rss_after_close_mib"]),
+            str(idle["kib_per_connection"]),
+        )
+        console.print(table)
+    if report["targets"]:
+        table = Table(title="targets (one server process)")
+        for column in ("target", "bound", "measured", "met"):
+            table.add_column(column)
+        for key, verdict in report["targets"].items():
+            label, bound, *_ = TARGETS[key]
+            met = "[green]yes[/]" if verdict["met"] else "[red]no[/]"
+            table.add_row(label, bound, f"{verdict['measured']:,.2f}", met)
+        console.print(table)
+
+
+def _cpu(phase: dict[str, Any]) -> str:
+    return "/".join(str(phase.get(f"{who}_cpu_cores", "-")) for who in ("server", "client", "other"))
+
+
+def _errors(errors: dict[str, int]) -> str:
+    return ", ".join(f"{key}: {count}" for key, count in sorted(errors.items())) or "none"
+
+
+# ---- the command -----------------------------------------------------------------------------------
+async def _run(bench: Bench, mode: Mode, options: dict[str, Any]) -> dict[str, Any]:
+    everything = mode is Mode.ALL
+    needed = options["users"]
+    if mode in (Mode.RAMP, Mode.ALL):
+        needed = max(needed, options["max_concurrency"], 8)
+    bench.say.print(f"signing up {needed} users …")
+    tokens = await scenarios.provision(bench.url, needed)
+    report: dict[str, Any] = {}
+    if everything or mode is Mode.RAMP:
+        bench.say.print("ramp to saturation …")
+        report["ramp"] = await bench.ramp(
+            tokens, options["max_concurrency"], options["step_s"], options["hold_s"]
+        )
+    if everything or mode is Mode.USERS:
+        bench.say.print(
+            f"{options['users']} users, {options['concurrency']} at once, "
+            f"{options['messages_per_user']} messages each …"
+        )
+        report["users"] = await bench.measured(
+            scenarios.users(
+                bench.ws_url,
+                tokens[: options["users"]],
+                concurrency=options["concurrency"],
+                messages_per_user=options["messages_per_user"],
+            )
+        )
+    if everything or mode is Mode.CONNECT:
+        bench.say.print(f"{options['connects']} connects …")
+        report["connect"] = await bench.connect(
+            tokens, options["connects"], options["connect_concurrency"], options["method"]
+        )
+    if everything or mode is Mode.IDLE:
+        bench.say.print(f"{options['idle_connections']} idle connections …")
+        report["idle"] = await bench.idle(
+            tokens, options["idle_connections"], options["connect_concurrency"], options["idle_hold_s"]
+        )
+    return report
+
+
+@app.command()
+def loadtest(
+    url: Annotated[str | None, typer.Option(help="a running server (default: start one)")] = None,
+    mode: Annotated[Mode, typer.Option(help="users, ramp, connect, idle or all")] = Mode.USERS,
+    users: Annotated[int, typer.Option(min=1, help="simulated users")] = 50,
+    concurrency: Annotated[int, typer.Option(min=1, help="users active at once")] = 10,
+    messages_per_user: Annotated[int, typer.Option(min=1, help="messages each user sends")] = 5,
+    max_concurrency: Annotated[int, typer.Option(min=1, help="ramp: highest concurrency")] = 64,
+    step_s: Annotated[float, typer.Option(help="ramp: seconds per concurrency step")] = 5.0,
+    hold_s: Annotated[float, typer.Option(help="ramp: seconds at half of saturation")] = 20.0,
+    connects: Annotated[int, typer.Option(min=1, help="connect: connections to open")] = 2000,
+    connect_concurrency: Annotated[int, typer.Option(min=1, help="handshakes in flight")] = 100,
+    method: Annotated[Method, typer.Option(help="connect: credential method")] = Method.HEADER,
+    idle_connections: Annotated[int, typer.Option(min=1, help="idle: connections to hold")] = 10_000,
+    idle_hold_s: Annotated[float, typer.Option(help="idle: seconds to hold them (≥ one heartbeat)")] = 25.0,
+    server_pid: Annotated[
+        int | None, typer.Option(help="with --url: the server's pid, for CPU/memory")
+    ] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+) -> None:
+    """Drive simulated users against one server process and report latency, throughput and memory."""
+    say = Console(stderr=True, highlight=False)
+    fd_limit = raise_fd_limit()
+    if mode in (Mode.IDLE, Mode.ALL) and idle_connections + 200 > fd_limit:
+        say.print(f"[yellow]the open-file limit is {fd_limit}; {idle_connections} connections may not fit[/]")
+    options = {k: v for k, v in locals().items() if k not in ("say", "fd_limit", "url", "server_pid")}
+    started_here = url is None
+    with contextlib.ExitStack() as stack:
+        if url is None:
+            say.print("starting a server process …")
+            url, server_pid = stack.enter_context(local_server())
+        probe = ProcessProbe(server_pid) if server_pid is not None else None
+        bench = Bench(url.rstrip("/"), probe, say)
+        report = asyncio.run(_run(bench, mode, options))
+    report = {
+        "machine": machine(),
+        "config": {k: (v.value if isinstance(v, StrEnum) else v) for k, v in options.items()},
+        "server": "one process started by the driver" if started_here else url,
+        **report,
+    }
+    report["targets"] = verdicts(report)
+    if json_output:
+        print(json.dumps(report, indent=2))
+    else:
+        console = Console()
+        render(report, console if console.is_terminal else Console(width=150))

@@ -1,0 +1,1 @@
+"""Usage data: the normalized schema, ingestion of usage logs, datasets, and the price table."""

@@ -1,0 +1,365 @@
+"""Datasets: a user's imported usage files, stored as normalized Parquet under the data directory.
+
+    data_dir/datasets/<user_id>/<dataset_id>.parquet     one imported file
+    data_dir/datasets/<user_id>/<stream_id>/part-*.parquet   the user's workload-event stream
+
+A dataset belongs to one user: any other user gets NotFound. An import is all or nothing: the Parquet
+file is renamed into place only when every row is valid, and removed again if the database row cannot
+be written.
+
+The model a user names at import fills the `model` column of rows that have none, and is kept as the
+dataset's `model`. Naming it later (`set_model`) does not rewrite the file: the analysis applies
+`DatasetUsage.default_models()` as `COALESCE(model, default)`. With neither, `model` stays NULL and the
+agents ask for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from tokenwise.db.database import Database
+from tokenwise.db.tables import DatasetRow
+from tokenwise.errors import InvalidInput, NotFound, TooLarge
+from tokenwise.usage import ingest as ingest_mod
+from tokenwise.usage.normalize import Options
+from tokenwise.usage.preview import preview_file
+from tokenwise.usage.prices import PriceList, load_prices
+
+STREAM_NAME = "workload events"
+_STREAM_NAMESPACE = uuid.UUID("6f1d4c1e-8a43-4c55-9b3e-1f0e3a6c2d7b")
+# Imports are CPU-bound DuckDB work in threads; two at a time keeps the server answering the rest.
+_IMPORT_SLOTS = 2
+
+
+def dataset_json(row: DatasetRow) -> dict[str, Any]:
+    """A dataset as the API shows it, mapping included."""
+    details = row.details or {}
+    return {
+        "id": row.id,
+        "name": row.name,
+        "source_format": row.source_format,
+        "detected_format": row.detected_format,
+        "row_count": row.row_count,
+        "mapping": row.mapping,
+        "model": row.model,
+        "keep_prompt_text": row.keep_prompt_text,
+        "period": {
+            "start": row.period_start.isoformat() if row.period_start else None,
+            "end": row.period_end.isoformat() if row.period_end else None,
+        },
+        "bytes": row.bytes,
+        "created_at": row.created_at.isoformat(),
+        "notes": details.get("notes", []),
+        "columns": details.get("columns", []),
+        "timestamps": details.get("timestamps"),
+    }
+
+
+class Datasets:
+    """Import, list, read and delete one user's datasets; append workload events to their stream."""
+
+    def __init__(
+        self,
+        db: Database,
+        data_dir: Path,
+        *,
+        max_upload_bytes: int,
+        max_event_batch: int,
+        prices: PriceList | None = None,
+    ) -> None:
+        self.db = db
+        self.prices = prices if prices is not None else load_prices()
+        self.data_dir = data_dir.resolve()
+        self.root = self.data_dir / "datasets"
+        self.work_dir = self.data_dir / "tmp"
+        self.max_upload_bytes = max_upload_bytes
+        self.max_event_batch = max_event_batch
+        self._slots = asyncio.Semaphore(_IMPORT_SLOTS)
+        self._stream_locks: dict[str, asyncio.Lock] = {}
+
+    def check_size(self, size: int) -> None:
+        """Raise TooLarge when `size` bytes exceed the upload limit."""
+        if size > self.max_upload_bytes:
+            raise TooLarge(
+                f"the file is over the upload limit of {human_bytes(self.max_upload_bytes)} "
+                f"({self.max_upload_bytes} bytes)",
+                limit_bytes=self.max_upload_bytes,
+            )
+
+    async def list(self, user_id: str) -> list[DatasetRow]:
+        async with self.db.session() as session:
+            rows = await session.scalars(
+                select(DatasetRow).where(DatasetRow.user_id == user_id).order_by(DatasetRow.created_at)
+            )
+            return list(rows)
+
+    async def get(self, user_id: str, dataset_id: str) -> DatasetRow:
+        """The user's dataset; NotFound when it does not exist or belongs to someone else."""
+        async with self.db.session() as session:
+            row = await session.get(DatasetRow, dataset_id)
+        if row is None or row.user_id != user_id:
+            raise NotFound(f"no dataset {dataset_id}")
+        return row
+
+    async def delete(self, user_id: str, dataset_id: str) -> None:
+        """Delete the dataset's row and its file(s)."""
+        async with self.db.session() as session:
+            row = await session.get(DatasetRow, dataset_id)
+            if row is None or row.user_id != user_id:
+                raise NotFound(f"no dataset {dataset_id}")
+            await session.delete(row)
+        self._remove(self.data_dir / row.path)
+
+    async def set_model(self, user_id: str, dataset_id: str, model: str | None) -> DatasetRow:
+        """Name (or clear) the model the analysis applies to the dataset's rows that have none."""
+        async with self.db.session() as session:
+            row = await session.get(DatasetRow, dataset_id)
+            if row is None or row.user_id != user_id:
+                raise NotFound(f"no dataset {dataset_id}")
+            row.model = model
+        return row
+
+    async def preview(
+        self, path: Path, filename: str | None, mapping: dict[str, str | None] | None = None
+    ) -> dict[str, Any]:
+        """Detected format, mapping, columns and the first rows, for confirming before an import."""
+        self.check_size(await asyncio.to_thread(os.path.getsize, path))
+        async with self._slots:
+            return await asyncio.to_thread(preview_file, path, filename, mapping, self.work_dir)
+
+    async def import_file(
+        self,
+        user_id: str,
+        path: Path,
+        filename: str | None,
+        model: str | None = None,
+        mapping: dict[str, str | None] | None = None,
+        keep_prompt_text: bool = False,
+        name: str | None = None,
+    ) -> DatasetRow:
+        """Validate and store the file at `path` as a new dataset of `user_id`; all or nothing."""
+        self.check_size(await asyncio.to_thread(os.path.getsize, path))
+        model = model.strip() if model and model.strip() else None
+        dataset_id = str(uuid.uuid4())
+        relative = Path("datasets") / user_id / f"{dataset_id}.parquet"
+        options = Options(default_model=model, keep_prompt_text=keep_prompt_text)
+        async with self._slots:
+            result = await asyncio.to_thread(
+                ingest_mod.ingest,
+                path,
+                self.data_dir / relative,
+                filename=filename,
+                options=options,
+                override=mapping,
+                work_dir=self.work_dir,
+            )
+        description = result.describe()
+        row = DatasetRow(
+            id=dataset_id,
+            user_id=user_id,
+            name=(name or filename or path.name)[:255],
+            source_format=result.kind,
+            detected_format=result.detection.format_name,
+            row_count=result.row_count,
+            mapping=result.detection.mapping,
+            details={k: description[k] for k in ("notes", "columns", "timestamps", "format_title")},
+            model=model,
+            keep_prompt_text=keep_prompt_text,
+            period_start=result.period_start,
+            period_end=result.period_end,
+            bytes=result.bytes,
+            path=relative.as_posix(),
+        )
+        return await self._insert(row, self.data_dir / relative)
+
+    async def _insert(self, row: DatasetRow, written: Path) -> DatasetRow:
+        try:
+            async with self.db.session() as session:
+                session.add(row)
+        except BaseException:
+            _discard(written)
+            raise
+        return row
+
+    async def append_events(
+        self, user_id: str, records: Sequence[Any], model: str | None = None
+    ) -> tuple[DatasetRow, int]:
+        """Validate a batch of request records and append it to the user's stream; returns (stream, rows)."""
+        if not records:
+            raise InvalidInput("records: send at least one record", field="records")
+        if len(records) > self.max_event_batch:
+            raise InvalidInput(
+                f"records: at most {self.max_event_batch} records per batch, got {len(records)}",
+                field="records",
+            )
+        for index, record in enumerate(records):
+            if not isinstance(record, Mapping):
+                raise InvalidInput(
+                    f"record {index}: expected an object", field=f"records[{index}]", record=index
+                )
+        stream_id = str(uuid.uuid5(_STREAM_NAMESPACE, user_id))
+        relative_dir = Path("datasets") / user_id / stream_id
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+        part = self.data_dir / relative_dir / f"part-{stamp}-{uuid.uuid4().hex[:8]}.parquet"
+        lock = self._stream_locks.setdefault(user_id, asyncio.Lock())
+        async with self._slots:
+            result = await asyncio.to_thread(_ingest_records, list(records), part, model, self.work_dir)
+        async with lock:
+            try:
+                stream = await self._grow_stream(user_id, stream_id, relative_dir, result, model)
+            except BaseException:
+                _discard(part)
+                raise
+        return stream, result.row_count
+
+    async def _grow_stream(
+        self,
+        user_id: str,
+        stream_id: str,
+        relative_dir: Path,
+        result: ingest_mod.IngestResult,
+        model: str | None,
+    ) -> DatasetRow:
+        async with self.db.session() as session:
+            row = await session.get(DatasetRow, stream_id)
+            if row is None:
+                row = DatasetRow(
+                    id=stream_id,
+                    user_id=user_id,
+                    name=STREAM_NAME,
+                    source_format="events",
+                    detected_format="workload_events",
+                    row_count=0,
+                    mapping={},
+                    details={
+                        "notes": ["Records sent to POST /api/workload/events, one part file per batch."]
+                    },
+                    model=model,
+                    keep_prompt_text=False,
+                    bytes=0,
+                    path=relative_dir.as_posix(),
+                )
+                session.add(row)
+            row.row_count = (row.row_count or 0) + result.row_count
+            row.bytes = (row.bytes or 0) + result.bytes
+            row.mapping = {**(row.mapping or {}), **result.detection.mapping}
+            row.period_start = _earliest(row.period_start, result.period_start)
+            row.period_end = _latest(row.period_end, result.period_end)
+        return row
+
+    def files_of(self, row: DatasetRow) -> builtins.list[Path]:
+        """The dataset's Parquet file(s), absolute; a stream's part files in the order they arrived."""
+        target = self.data_dir / row.path
+        if target.is_dir():
+            return sorted(target.glob("part-*.parquet"))
+        return [target] if target.exists() else []
+
+    def usage_for(self, user_id: str) -> DatasetUsage:
+        return DatasetUsage(self, user_id)
+
+    def _remove(self, target: Path) -> None:
+        if not target.resolve().is_relative_to(self.root):
+            return  # never delete outside the datasets directory, whatever the row says
+        if target.is_dir():
+            shutil.rmtree(target, ignore_errors=True)
+        else:
+            target.unlink(missing_ok=True)
+
+
+def _ingest_records(
+    records: list[Any], part: Path, model: str | None, work_dir: Path
+) -> ingest_mod.IngestResult:
+    work_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", suffix=".jsonl", dir=work_dir, delete=False, encoding="utf-8") as f:
+        temp = Path(f.name)
+        for record in records:
+            f.write(json.dumps(record, default=str))
+            f.write("\n")
+    try:
+        return ingest_mod.ingest(
+            temp,
+            part,
+            kind="jsonl",
+            options=Options(default_model=model),
+            position=lambda index: (f"record {index}", {"record": index}),
+            work_dir=work_dir,
+        )
+    finally:
+        temp.unlink(missing_ok=True)
+
+
+def _discard(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(path)
+
+
+def _earliest(a: datetime | None, b: datetime | None) -> datetime | None:
+    return min(x for x in (a, b) if x is not None) if (a or b) else None
+
+
+def _latest(a: datetime | None, b: datetime | None) -> datetime | None:
+    return max(x for x in (a, b) if x is not None) if (a or b) else None
+
+
+def human_bytes(size: int) -> str:
+    """`536870912` -> `512 MiB`."""
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if size >= scale:
+            return f"{size / scale:g} {unit}"
+    return f"{size} bytes"
+
+
+class DatasetUsage:
+    """One user's datasets as the agents and the analysis see them (implements agents.base.UsageSource).
+
+    The dataset rows are read once per instance: one run sees one consistent set of files.
+    """
+
+    def __init__(self, datasets: Datasets, user_id: str) -> None:
+        self._datasets, self.user_id = datasets, user_id
+        self.prices: PriceList = datasets.prices  # the price book the analysis should use
+        self._rows: list[DatasetRow] | None = None
+
+    async def _all(self) -> list[DatasetRow]:
+        if self._rows is None:
+            self._rows = await self._datasets.list(self.user_id)
+        return self._rows
+
+    async def dataset_count(self) -> int:
+        return len(await self._all())
+
+    async def row_count(self) -> int:
+        return sum(row.row_count for row in await self._all())
+
+    async def datasets(self) -> list[dict[str, Any]]:
+        """Each dataset as the API shows it (name, format, rows, period, model, mapping)."""
+        return [dataset_json(row) for row in await self._all()]
+
+    async def parquet_paths(self) -> list[Path]:
+        """Every normalized Parquet file of the user (absolute paths), all with `schema.COLUMNS`."""
+        return [path for row in await self._all() for path in self._datasets.files_of(row)]
+
+    async def default_models(self) -> dict[str, str]:
+        """`os.fspath(path) -> model` of files whose dataset names a model (for rows that name none)."""
+        return {
+            os.fspath(path): row.model
+            for row in await self._all()
+            if row.model
+            for path in self._datasets.files_of(row)
+        }
+
+
+__all__ = ["STREAM_NAME", "DatasetUsage", "Datasets", "dataset_json", "human_bytes"]

@@ -1,0 +1,201 @@
+"""Ingest a usage file into one normalized Parquet file: detect, validate everything, then write atomically.
+
+DuckDB does the work in bulk (no Python loop over rows): one pass validates every value and measures the
+timestamps, a second writes the Parquet file. On any invalid value nothing is written and the error names
+the first bad line, its column and what was expected. Python reads the file only on that error path, to
+turn the bad record's position into a physical line number.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from tokenwise.errors import InvalidInput
+from tokenwise.usage import mapping as mapping_mod
+from tokenwise.usage.mapping import Detection
+from tokenwise.usage.normalize import EXPECTED, Check, Options, Plan, TimeScale, time_scale
+from tokenwise.usage.sources import Source, detect_kind, open_source, open_text, quote_literal, read_error
+
+Position = Callable[[int], tuple[str, dict[str, int]]]  # 0-based record -> ("line 17", {"line": 17})
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    """What an import produced: where the rows came from, how they were read, and how many."""
+
+    kind: str
+    detection: Detection
+    row_count: int
+    period_start: datetime | None
+    period_end: datetime | None
+    bytes: int
+    time_meaning: str
+
+    def describe(self) -> dict[str, Any]:
+        return {**self.detection.describe(), "source_format": self.kind, "timestamps": self.time_meaning}
+
+
+def connect(work_dir: Path | None = None) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection in UTC, spilling to `work_dir` when memory runs short."""
+    con = duckdb.connect(":memory:")
+    con.execute("SET TimeZone = 'UTC'")
+    if work_dir is not None:
+        work_dir.mkdir(parents=True, exist_ok=True)
+        con.execute(f"SET temp_directory = {quote_literal(str(work_dir))}")
+    return con
+
+
+def inspect(
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    filename: str | None = None,
+    override: dict[str, str | None] | None = None,
+    kind: str | None = None,
+) -> tuple[Source, Detection]:
+    """Open the file and detect its format and mapping (nothing is validated yet)."""
+    source = open_source(con, path, kind or detect_kind(path, filename))
+    return source, mapping_mod.detect(source.names, override)
+
+
+def ingest(
+    path: Path,
+    out_path: Path,
+    *,
+    filename: str | None = None,
+    options: Options | None = None,
+    override: dict[str, str | None] | None = None,
+    kind: str | None = None,
+    position: Position | None = None,
+    work_dir: Path | None = None,
+) -> IngestResult:
+    """Validate `path` and write its rows, normalized, to `out_path`; all or nothing."""
+    options = options or Options()
+    con = connect(work_dir)
+    try:
+        source, detection = inspect(con, path, filename, override, kind)
+        mapping_mod.require(detection)
+        plan = Plan(source, detection, options)
+        rows, max_ts = validate(con, plan, position or position_of(source))
+        if rows == 0:
+            raise InvalidInput("the file has no data rows", field="file")
+        fmt = detection.format
+        scale = time_scale(max_ts, relative=fmt is not None and fmt.relative_time)
+        start, end, size = _write(con, plan, scale, out_path)
+        return IngestResult(source.kind, detection, rows, start, end, size, scale.meaning)
+    finally:
+        con.close()
+
+
+def validate(
+    con: duckdb.DuckDBPyConnection, plan: Plan, position: Position, relation: str | None = None
+) -> tuple[int, float | None]:
+    """Count rows and bad values in one pass; raise for the first bad value. Returns (rows, max |ts|)."""
+    items = ["count(*)", "max(abs(n_ts)) FILTER (WHERE isfinite(n_ts))"]
+    items += [f"count(*) FILTER (WHERE {check.bad})" for check in plan.checks]
+    try:
+        row = con.execute(f"SELECT {', '.join(items)} FROM ({plan.parsed(relation)})").fetchone()  # noqa: S608
+    except duckdb.Error as exc:
+        raise read_error(exc, plan.source.kind) from exc
+    assert row is not None
+    bad = {check: int(count) for check, count in zip(plan.checks, row[2:], strict=True) if count}
+    if bad:
+        raise _first_error(con, plan, bad, position, relation or plan.source.relation)
+    return int(row[0]), float(row[1]) if row[1] is not None else None
+
+
+def _first_error(
+    con: duckdb.DuckDBPyConnection, plan: Plan, bad: dict[Check, int], position: Position, relation: str
+) -> InvalidInput:
+    # Error path only: a table keeps the file's order in `rowid`, which finds the first bad record.
+    con.execute(f"CREATE OR REPLACE TEMP TABLE diag AS SELECT * FROM {relation}")  # noqa: S608
+    checks = list(bad)
+    firsts = ", ".join(f"min(__row) FILTER (WHERE {check.bad})" for check in checks)
+    row = con.execute(f"SELECT {firsts} FROM ({plan.parsed('diag', row_id=True)})").fetchone()  # noqa: S608
+    assert row is not None
+    index, check = min(
+        (int(first), check) for first, check in zip(row, checks, strict=True) if first is not None
+    )
+    found = con.execute(
+        f"SELECT f_{check.field} FROM ({plan.raw('diag', row_id=True)}) WHERE __row = ?",  # noqa: S608
+        [index],
+    ).fetchone()
+    value = found[0] if found else None
+    got = "an empty value" if value is None else repr(value if len(value) <= 60 else value[:57] + "...")
+    label, where = position(index)
+    expected = EXPECTED[check.kind]
+    word = "field" if plan.source.kind in ("jsonl", "json") else "column"
+    message = f"{label}, {word} {check.column}: expected {expected}, got {got}"
+    if (count := bad[check]) > 1:
+        message += f" ({count} rows have an invalid {check.column})"
+    return InvalidInput(message, field=check.column, column=check.column, expected=expected, **where)
+
+
+def _write(
+    con: duckdb.DuckDBPyConnection, plan: Plan, scale: TimeScale, out_path: Path
+) -> tuple[datetime | None, datetime | None, int]:
+    """Write the normalized rows to a temporary file, then rename it into place."""
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_path.with_name(f".{out_path.name}.{uuid.uuid4().hex}.tmp")
+    target = str(tmp).replace("'", "''")
+    try:
+        con.execute(f"COPY ({plan.final(scale)}) TO '{target}' (FORMAT parquet, COMPRESSION zstd)")
+        row = con.execute(f"SELECT min(ts), max(ts) FROM read_parquet('{target}')").fetchone()  # noqa: S608
+        os.replace(tmp, out_path)
+    except duckdb.Error as exc:
+        raise read_error(exc, plan.source.kind) from exc
+    finally:
+        tmp.unlink(missing_ok=True)
+    start, end = (row[0], row[1]) if row else (None, None)
+    return _utc(start), _utc(end), out_path.stat().st_size
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+
+def position_of(source: Source) -> Position:
+    """How a 0-based record index is named in errors: its physical line, or its row number."""
+    if source.kind == "csv":
+        return lambda index: _line(_csv_line(source.path, source.delimiter, index))
+    if source.kind == "jsonl":
+        return lambda index: _line(_jsonl_line(source.path, index))
+    return lambda index: (f"row {index + 1}", {"row": index + 1})
+
+
+def _line(number: int) -> tuple[str, dict[str, int]]:
+    return f"line {number}", {"line": number}
+
+
+def _csv_line(path: Path, delimiter: str, index: int) -> int:
+    """The physical line (header = line 1) where data record `index` starts; blank lines are skipped."""
+    with open_text(path) as handle:
+        reader = csv.reader(handle, delimiter=delimiter)
+        next(reader, None)
+        previous, seen = reader.line_num, 0
+        for record in reader:
+            if record:
+                if seen == index:
+                    return previous + 1
+                seen += 1
+            previous = reader.line_num
+    return index + 2
+
+
+def _jsonl_line(path: Path, index: int) -> int:
+    with open_text(path) as handle:
+        seen = 0
+        for number, line in enumerate(handle, start=1):
+            if line.strip():
+                if seen == index:
+                    return number
+                seen += 1
+    return index + 1

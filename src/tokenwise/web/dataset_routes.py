@@ -1,0 +1,118 @@
+"""Usage data over HTTP: upload and preview files, list/read/delete datasets, stream events, the prices."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel, Field, StringConstraints
+
+from tokenwise.errors import InvalidInput
+from tokenwise.usage.datasets import dataset_json
+from tokenwise.web.deps import AppServices, CurrentClaims
+from tokenwise.web.uploads import Upload, receive_upload
+
+router = APIRouter(prefix="/api", tags=["datasets"])
+ModelName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+
+class WorkloadEvents(BaseModel):
+    """A batch of request records (same fields as a usage file's columns) for the user's event stream."""
+
+    records: list[Any] = Field(min_length=1)
+    model: ModelName | None = None  # the model of records that name none
+
+
+class DatasetChange(BaseModel):
+    model: ModelName | None
+
+
+def _mapping(upload: Upload) -> dict[str, str | None] | None:
+    text = upload.fields.get("mapping", "").strip()
+    if not text:
+        return None
+    try:
+        mapping = json.loads(text)
+    except ValueError as exc:
+        raise InvalidInput(f"mapping: not valid JSON ({exc})", field="mapping") from exc
+    if not isinstance(mapping, dict) or not all(
+        isinstance(k, str) and (v is None or isinstance(v, str)) for k, v in mapping.items()
+    ):
+        raise InvalidInput('mapping: expected a JSON object {"field": "source column"}', field="mapping")
+    return mapping
+
+
+def _flag(upload: Upload, name: str) -> bool:
+    return upload.fields.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _saved(upload: Upload) -> Path:
+    if upload.path is None:
+        raise InvalidInput("send the usage file in the multipart field 'file'", field="file")
+    return upload.path
+
+
+@router.post("/datasets", status_code=201)
+async def upload_dataset(request: Request, claims: CurrentClaims, services: AppServices) -> dict[str, Any]:
+    """Import a usage file: CSV, JSONL or Parquet (multipart: file, model?, mapping?, keep_prompt_text?)."""
+    datasets = services.datasets
+    async with receive_upload(request, limit=datasets.max_upload_bytes, work_dir=datasets.work_dir) as upload:
+        row = await datasets.import_file(
+            claims.user_id,
+            _saved(upload),
+            upload.filename,
+            model=upload.fields.get("model"),
+            mapping=_mapping(upload),
+            keep_prompt_text=_flag(upload, "keep_prompt_text"),
+            name=upload.fields.get("name") or None,
+        )
+    return dataset_json(row)
+
+
+@router.post("/datasets/preview")
+async def preview_dataset(request: Request, claims: CurrentClaims, services: AppServices) -> dict[str, Any]:
+    """What an import would do: detected format, mapping, columns, the first rows (nothing is stored)."""
+    datasets = services.datasets
+    async with receive_upload(request, limit=datasets.max_upload_bytes, work_dir=datasets.work_dir) as upload:
+        return await datasets.preview(_saved(upload), upload.filename, _mapping(upload))
+
+
+@router.get("/datasets")
+async def list_datasets(claims: CurrentClaims, services: AppServices) -> dict[str, Any]:
+    return {"datasets": [dataset_json(row) for row in await services.datasets.list(claims.user_id)]}
+
+
+@router.get("/datasets/{dataset_id}")
+async def get_dataset(dataset_id: str, claims: CurrentClaims, services: AppServices) -> dict[str, Any]:
+    return dataset_json(await services.datasets.get(claims.user_id, dataset_id))
+
+
+@router.patch("/datasets/{dataset_id}")
+async def change_dataset(
+    dataset_id: str, body: DatasetChange, claims: CurrentClaims, services: AppServices
+) -> dict[str, Any]:
+    """Name (or clear) the model of the dataset's rows that have none."""
+    return dataset_json(await services.datasets.set_model(claims.user_id, dataset_id, body.model))
+
+
+@router.delete("/datasets/{dataset_id}", status_code=204)
+async def delete_dataset(dataset_id: str, claims: CurrentClaims, services: AppServices) -> Response:
+    await services.datasets.delete(claims.user_id, dataset_id)
+    return Response(status_code=204)
+
+
+@router.post("/workload/events", status_code=201)
+async def workload_events(
+    body: WorkloadEvents, claims: CurrentClaims, services: AppServices
+) -> dict[str, Any]:
+    """Append a batch of request records to the user's event stream; all or nothing per batch."""
+    stream, accepted = await services.datasets.append_events(claims.user_id, body.records, body.model)
+    return {"accepted": accepted, "dataset_id": stream.id, "row_count": stream.row_count}
+
+
+@router.get("/prices")
+async def prices(claims: CurrentClaims, services: AppServices) -> dict[str, Any]:
+    """The price table in use: $ per 1M tokens per model, with its date and the source of each price."""
+    return services.prices.to_json()
