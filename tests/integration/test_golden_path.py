@@ -15,8 +15,9 @@ async def test_run_shows_critical_events_in_contract_order(server: LiveServer) -
     async with ws:
         assert welcome["user_id"] == account.user_id
         assert welcome["protocol_version"] == 1
-        ack = await send_message(ws, "Where is our LLM spend going and how do we cut it 30%?",
-                                 client_message_id="m-1")
+        ack = await send_message(
+            ws, "Where is our LLM spend going and how do we cut it 30%?", client_message_id="m-1"
+        )
         events = await collect_run(ws, ack["run_id"])
     assert ack["client_message_id"] == "m-1"
     assert violations(events) == []
@@ -27,8 +28,11 @@ async def test_run_shows_critical_events_in_contract_order(server: LiveServer) -
     markdown = "".join(e["data"]["delta"] for e in events if e["type"] == "partial_result")
     assert final["data"]["result"]["report_type"] == "guidance"
     async with httpx.AsyncClient(base_url=server.url) as http:
-        run = (await http.get(f"/api/runs/{ack['run_id']}",
-                              headers={"Authorization": f"Bearer {account.access_token}"})).json()
+        run = (
+            await http.get(
+                f"/api/runs/{ack['run_id']}", headers={"Authorization": f"Bearer {account.access_token}"}
+            )
+        ).json()
     assert run["status"] == "completed"
     assert run["last_seq"] == len(events)
     assert run["report"]["report_type"] == "guidance"
