@@ -15,7 +15,7 @@ LINT_PATHS := $(wildcard src tests bench)
 PYTEST_ARGS ?=
 ARGS       ?=
 
-.PHONY: help venv install system-deps migrate run lint typecheck pytest test bench clean distclean
+.PHONY: help venv install system-deps migrate run lint typecheck pytest test bench screenshots clean distclean
 
 help:
 	@echo "make install      create $(VENV) and pip install -e '.[dev]'"
@@ -26,6 +26,7 @@ help:
 	@echo "make typecheck    mypy (strict, config in pyproject.toml)"
 	@echo "make test         install + system-deps, then lint, typecheck, pytest (PYTEST_ARGS=...)"
 	@echo "make bench        run bench/golden_path.py"
+	@echo "make screenshots  run the browser tests and refresh docs/screenshots/"
 	@echo "make clean        remove caches and build artefacts (distclean: also $(VENV))"
 
 # ---- environment ---------------------------------------------------------------------------
@@ -53,6 +54,10 @@ run: install migrate
 
 bench: install
 	$(BIN)/python bench/golden_path.py
+
+# The browser tests save screenshots to artifacts/; this also copies them to docs/screenshots/.
+screenshots: install
+	UPDATE_SCREENSHOTS=1 $(BIN)/pytest -q -p no:cacheprovider tests/e2e/browser
 
 # ---- checks --------------------------------------------------------------------------------
 

@@ -10,7 +10,17 @@ from fastapi import FastAPI
 from tokenwise import __version__
 from tokenwise.config import Settings
 from tokenwise.services.container import Services
-from tokenwise.web import api_routes, auth_routes, dataset_routes, errors, health, sse
+from tokenwise.web import (
+    api_routes,
+    auth_routes,
+    dataset_routes,
+    diagnostics,
+    errors,
+    frontend,
+    health,
+    report_routes,
+    sse,
+)
 from tokenwise.web.websocket import websocket_endpoint
 
 
@@ -36,7 +46,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.serves_api:
         app.include_router(api_routes.router)
         app.include_router(dataset_routes.router)
+        app.include_router(report_routes.router)
+        app.include_router(diagnostics.router)
         app.include_router(sse.router)
         app.add_api_websocket_route("/ws", websocket_endpoint)
         app.add_api_websocket_route("/api/v1/websocket", websocket_endpoint)
+        frontend.install(app)  # the web app at /, talking to this process's /auth and /api
     return app

@@ -6,8 +6,10 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import AliasChoices, Field, model_validator
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from tokenwise.faults import FaultPoint
 
 
 class Role(StrEnum):
@@ -65,7 +67,18 @@ class Settings(BaseSettings):
     max_event_batch: int = Field(default=1000, ge=1)
     prices_file: Path | None = None
 
+    # Optional OpenAI-compatible language model: words the triage restatement and the report's narrative,
+    # never a figure. Off unless both the base URL (e.g. https://api.openai.com/v1) and the model are set.
+    llm_base_url: str | None = None
+    llm_model: str | None = None
+    llm_api_key: SecretStr | None = None
+    llm_timeout_s: float = Field(default=10.0, gt=0)
+
     demo_user: bool = False  # create the demo user at start (make run)
+    # Test-only: raise a genuine exception at this point (faults.py); refused in production.
+    fault_injection: FaultPoint | None = None
+    # TEST ONLY: a pause at every pipeline checkpoint, so browser tests can watch a run mid-flight.
+    test_step_delay_ms: int = Field(default=0, ge=0, le=5000)
 
     @model_validator(mode="before")
     @classmethod
@@ -75,6 +88,20 @@ class Settings(BaseSettings):
             if isinstance(origins, str):
                 data["allowed_origins"] = [o.strip() for o in origins.split(",") if o.strip()]
         return data
+
+    @model_validator(mode="after")
+    def _test_settings_only_in_development(self) -> Settings:
+        if self.test_step_delay_ms and self.environment is not Environment.DEVELOPMENT:
+            raise ValueError("TOKENWISE_TEST_STEP_DELAY_MS is for tests: refused outside development")
+        return self
+
+    @model_validator(mode="after")
+    def _no_faults_in_production(self) -> Settings:
+        if self.fault_injection is not None and self.environment is Environment.PRODUCTION:
+            raise ValueError(
+                "TOKENWISE_FAULT_INJECTION is for tests: refused when TOKENWISE_ENVIRONMENT=production"
+            )
+        return self
 
     @property
     def is_development(self) -> bool:

@@ -133,6 +133,10 @@ CLOSE_TOO_MANY_CONNECTIONS = 4429
 
 def close_reason(error: TokenwiseError) -> str:
     """A close reason that fits the 123-byte limit of a close frame."""
-    reason = f"{error.code}: {error.message}"
+    return fit_reason(f"{error.code}: {error.message}")
+
+
+def fit_reason(reason: str) -> str:
+    """`reason` cut to the 123 bytes (not characters) a close frame allows, never inside a character."""
     encoded = reason.encode()
     return encoded[:123].decode(errors="ignore") if len(encoded) > 123 else reason

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import signal
 import socket
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
@@ -50,8 +51,13 @@ class _DenialIsNotAnError(logging.Filter):
         return record.getMessage() != "ASGI callable returned without completing handshake."
 
 
-def make_server(app: FastAPI, settings: Settings, *, log_level: str = "info") -> Server:
-    """A uvicorn server configured for the chat protocol's limits and heartbeat."""
+def make_server(
+    app: FastAPI, settings: Settings, *, log_level: str = "info", **uvicorn_options: Any
+) -> Server:
+    """A uvicorn server configured for the chat protocol's limits and heartbeat.
+
+    `uvicorn_options` go to uvicorn.Config as they are (tests use them to serve TLS: `ssl_certfile`).
+    """
     config = uvicorn.Config(
         app,
         host=settings.host,
@@ -66,6 +72,7 @@ def make_server(app: FastAPI, settings: Settings, *, log_level: str = "info") ->
         timeout_graceful_shutdown=max(1, int(settings.shutdown_grace_s)),
         proxy_headers=True,
         server_header=False,
+        **uvicorn_options,
     )
     logging.getLogger("uvicorn.error").addFilter(_DenialIsNotAnError())
     return Server(config, app.state.services)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -23,10 +25,13 @@ class Account:
     refresh_token: str
 
 
-async def signup(base_url: str, *, email: str | None = None, password: str = "correct-horse-1") -> Account:
-    """Register a fresh user and sign in."""
+async def signup(
+    base_url: str, *, email: str | None = None, password: str = "correct-horse-1", ca: Path | None = None
+) -> Account:
+    """Register a fresh user and sign in (`ca`: the CA to trust for an https server with a private CA)."""
     email = email or f"user-{uuid.uuid4().hex[:10]}@example.com"
-    async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
+    verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=str(ca)) if ca else True
+    async with httpx.AsyncClient(base_url=base_url, timeout=30, verify=verify) as http:
         created = await http.post("/auth/register", json={"email": email, "password": password})
         assert created.status_code == 201, created.text
         login = await http.post("/auth/login", json={"email": email, "password": password})

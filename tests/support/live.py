@@ -46,12 +46,15 @@ def wait_healthy(url: str, timeout: float = 20.0) -> None:
 class LiveServer:
     """`create_app(settings)` under our uvicorn Server, in a background thread with its own loop."""
 
-    def __init__(self, settings: Settings, *, migrate: bool = True) -> None:
+    def __init__(self, settings: Settings, *, migrate: bool = True, ssl_certfile: Path | None = None) -> None:
+        """`ssl_certfile` (a PEM of the key and certificate chain) serves https/wss instead of http/ws."""
         self.settings = settings
+        self.scheme = "https" if ssl_certfile else "http"
         if migrate:
             upgrade(settings.resolved_database_url)
         self.app = create_app(settings)
-        self.server: Server = make_server(self.app, settings, log_level="warning")
+        tls = {"ssl_certfile": str(ssl_certfile)} if ssl_certfile else {}
+        self.server: Server = make_server(self.app, settings, log_level="warning", **tls)
         self.loop: asyncio.AbstractEventLoop | None = None
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -61,11 +64,11 @@ class LiveServer:
 
     @property
     def url(self) -> str:
-        return f"http://{self.settings.host}:{self.settings.port}"
+        return f"{self.scheme}://{self.settings.host}:{self.settings.port}"
 
     @property
     def ws_url(self) -> str:
-        return f"ws://{self.settings.host}:{self.settings.port}/ws"
+        return f"{self.scheme.replace('http', 'ws')}://{self.settings.host}:{self.settings.port}/ws"
 
     @property
     def services(self) -> Any:

@@ -6,6 +6,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from tokenwise.agents.language import LanguageModel, NoLanguageModel
+from tokenwise.analysis.pricing import PriceBook
+
 
 class EventSink(Protocol):
     """Where an agent's events go. The run machinery assigns seq, stores, then delivers each event.
@@ -21,7 +24,12 @@ class EventSink(Protocol):
 
 
 class UsageSource(Protocol):
-    """Read access to one user's workload data (datasets arrive with the ingestion work)."""
+    """Read access to one user's workload data: their datasets, the files behind them, the prices to use."""
+
+    @property
+    def prices(self) -> PriceBook:
+        """The price book the analysis uses for this user's data."""
+        ...
 
     async def dataset_count(self) -> int: ...
 
@@ -33,6 +41,10 @@ class UsageSource(Protocol):
 
     async def default_models(self) -> dict[str, str]:
         """`os.fspath(path) -> model` for files whose rows without a model take their dataset's model."""
+        ...
+
+    async def datasets(self) -> list[dict[str, Any]]:
+        """Each dataset as the API shows it: id, name, detected_format, row_count, model, mapping, period."""
         ...
 
 
@@ -48,6 +60,8 @@ class RunContext:
     usage: UsageSource
     # Results of earlier agents, by agent name, for the later ones.
     results: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Phrases text only (a restatement, the narrative); figures always come from tools.
+    language: LanguageModel = field(default_factory=NoLanguageModel)
 
 
 @dataclass(frozen=True)

@@ -1,63 +1,162 @@
-"""Data agent: reports what usage data exists, and only what it can actually measure."""
+"""Data agent: measures the user's usage data with the analysis and says what it found."""
 
 from __future__ import annotations
 
+import asyncio
+import time
+from typing import Any
+
 from tokenwise.agents.base import RunContext
+from tokenwise.agents.figures import count, days, usd
+from tokenwise.agents.figures import rate as per_s
 from tokenwise.agents.tooling import JSON, Agent, AgentScope, Tool
-
-# Per-model cost, latency percentiles and cache rates need the row-level analysis that arrives with
-# ingestion; until then the usage source exposes counts only, and the summary says so.
-NOT_YET_MEASURED = (
-    "cost_by_model",
-    "latency_percentiles",
-    "cache_hit_rate",
-    "retry_rate",
-    "spend_by_feature",
-)
+from tokenwise.analysis.engine import Analysis, analyze
+from tokenwise.analysis.pricing import PriceBook
+from tokenwise.analysis.profile import Profile, profile
 
 
-def summarize(datasets: int, rows: int) -> JSON:
-    """What is known about the usage data, from its counts."""
-    if rows <= 0:
-        note = "No usage data has been uploaded; there is nothing to measure yet."
-    else:
-        note = (
-            f"{rows} rows across {datasets} dataset(s) are stored; spend, latency and cache breakdowns "
-            "are not computed from them yet."
-        )
+def dataset_info(dataset: dict[str, Any]) -> JSON:
+    """What the report says about one dataset: where it came from and how it was read."""
+    period = dataset.get("period") or {}
     return {
-        "datasets": datasets,
-        "rows": rows,
-        "has_data": rows > 0,
-        "measured": {"datasets": datasets, "rows": rows},
-        "not_measured": list(NOT_YET_MEASURED),
-        "note": note,
+        "id": dataset.get("id"),
+        "name": dataset.get("name"),
+        "detected_format": dataset.get("detected_format"),
+        "rows": dataset.get("row_count"),
+        "model": dataset.get("model"),
+        "model_column": "model" in (dataset.get("mapping") or {}),
+        "period": {"start": period.get("start"), "end": period.get("end")},
     }
 
 
-async def _summarize_usage(ctx: RunContext, args: JSON) -> JSON:
-    return summarize(await ctx.usage.dataset_count(), await ctx.usage.row_count())
+def _measure(paths: list[Any], prices: PriceBook, defaults: dict[str, str]) -> tuple[Analysis, Profile]:
+    return analyze(paths, prices, defaults), profile(paths, prices, defaults)
 
 
-SUMMARIZE_USAGE = Tool(
-    name="summarize_usage",
-    description="Report which usage data exists for the user and what can be measured from it.",
-    args_schema={"type": "object", "properties": {}, "additionalProperties": False},
-    fn=_summarize_usage,
+async def _measure_usage(ctx: RunContext, args: JSON) -> JSON:
+    usage = ctx.usage
+    paths = await usage.parquet_paths()
+    datasets = [dataset_info(d) for d in await usage.datasets()]
+    if not paths:
+        return {"has_data": False, "datasets": len(datasets), "rows": 0, "datasets_info": datasets}
+    started = time.perf_counter()
+    # DuckDB work of 0.1-2 s: in a worker thread, so the event loop keeps serving every other run.
+    analysis, found = await asyncio.to_thread(_measure, paths, usage.prices, await usage.default_models())
+    return {
+        "has_data": found.rows > 0,
+        "datasets": len(datasets),
+        "rows": found.rows,
+        "datasets_info": datasets,
+        "analysis": analysis.to_json(),
+        "profile": found.to_json(),
+        "elapsed_ms": round((time.perf_counter() - started) * 1000, 1),
+    }
+
+
+def _compact(result: JSON) -> JSON:
+    analysis = result.get("analysis")
+    if not analysis:
+        return {"has_data": result["has_data"], "datasets": result["datasets"], "rows": result["rows"]}
+    m = analysis["measurements"]
+    return {
+        "has_data": result["has_data"],
+        "datasets": result["datasets"],
+        "requests": m["requests"],
+        "input_tokens": m["input_tokens"],
+        "output_tokens": m["output_tokens"],
+        "spend_usd": m["spend_usd"],
+        "period": m["period"],
+        "models": [
+            {"model": g["key"], "requests": g["requests"], "spend_usd": g["spend_usd"]}
+            for g in m["models"][:5]
+        ],
+        "peak_requests_per_s": m["rate"]["peak_per_second"],
+        "strategies": [s["type"] for s in analysis["strategies"]],
+        "elapsed_ms": result["elapsed_ms"],
+    }
+
+
+MEASURE_USAGE = Tool(
+    name="measure_usage",
+    description="Analyse every usage dataset of the user in DuckDB: spend and tokens by model, feature, day "
+    "and hour; rates, peaks, burstiness; size and latency percentiles; errors, retries, duplicates, shared "
+    "prefixes; and the savings strategies they support.",
+    args_schema={
+        "type": "object",
+        "properties": {
+            "datasets": {"type": "array", "items": {"type": "string"}, "description": "Dataset names."},
+            "named_models": {
+                "type": "object",
+                "description": "Dataset name -> the model named for its rows.",
+            },
+        },
+        "additionalProperties": False,
+    },
+    fn=_measure_usage,
+    compact=_compact,
 )
 
 
+def findings(analysis: JSON) -> list[str]:
+    """The measured figures as short sentences (agent_thinking), all formatted from the analysis."""
+    m = analysis["measurements"]
+    if not m["requests"]:
+        return ["The datasets hold no requests."]
+    period = m["period"] or {}
+    spend = m["spend_usd"]
+    monthly = spend * 30 / period["days"] if spend is not None and period.get("days") else None
+    spend_text = (
+        f"{usd(spend)} spend ({usd(monthly)} a month)"
+        if spend is not None
+        else "no spend (no request could be priced)"
+    )
+    flow, sizes = m["rate"], (m["input_sizes"]["p95"], m["output_sizes"]["p95"])
+    lines = [
+        f"Measured {count(m['requests'])} requests over {days(period.get('days'))}: "
+        f"{count(m['input_tokens'])} input and {count(m['output_tokens'])} output tokens, {spend_text}.",
+        f"Peak {count(flow['peak_per_second'])} requests/s and {count(flow['peak_per_minute'])}/min (mean "
+        f"{per_s(flow['mean_per_minute'])}/min); p95 request {count(sizes[0])} input and {count(sizes[1])} "
+        "output tokens.",
+    ]
+    models = [g for g in m["models"] if g["key"]]
+    if models:
+        top = models[0]
+        share = f", {top['spend_share'] * 100:.1f}% of spend" if top["spend_share"] is not None else ""
+        lines.append(
+            f"{len(m['models'])} model(s); the largest is {top['key']} ({count(top['requests'])} "
+            f"requests{share})."
+        )
+    strategies = analysis["strategies"]
+    if strategies:
+        lines.append("The data supports: " + ", ".join(s["type"] for s in strategies) + ".")
+    return lines
+
+
 async def run_data(ctx: RunContext, scope: AgentScope) -> JSON:
-    """Summarise the user's usage data."""
-    scope.think("Reading what usage data is stored for this user.")
-    summary = await scope.call(SUMMARIZE_USAGE, {})
-    scope.think(summary["note"])
-    return summary
+    """Measure the user's usage data, or find that there is none."""
+    datasets = await ctx.usage.datasets()
+    scope.think(
+        f"Analysing {len(datasets)} dataset(s) in a worker thread."
+        if datasets
+        else "Looking for usage data to measure."
+    )
+    args: JSON = {
+        "datasets": [str(d.get("name")) for d in datasets],
+        "named_models": {str(d.get("name")): d["model"] for d in datasets if d.get("model")},
+    }
+    result = await scope.call(MEASURE_USAGE, args)
+    if result.get("analysis"):
+        for line in findings(result["analysis"]):
+            scope.think(line)
+    else:
+        scope.think("No usage data has been uploaded; there is nothing to measure yet.")
+    return result
 
 
 DATA = Agent(
     name="data",
-    description="Summarises the user's usage data and states what can and cannot be measured from it.",
-    tools=(SUMMARIZE_USAGE,),
+    description="Measures the user's usage data: spend, tokens, rates, sizes, latency, errors and waste.",
+    tools=(MEASURE_USAGE,),
     run=run_data,
+    compact=_compact,
 )

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 
 from tokenwise.agents.base import RunContext, RunOutcome
 from tokenwise.agents.catalogue import PIPELINE, SUPERVISOR, SUPERVISOR_DESCRIPTION, default_agents
+from tokenwise.agents.language import LanguageModel
 from tokenwise.agents.rendering import render
 from tokenwise.agents.reporting import compose, deltas
 from tokenwise.agents.tooling import JSON, Agent, AgentScope, CallLedger, ToolFailed, checkpoint, describe
@@ -23,20 +24,29 @@ log = logging.getLogger(__name__)
 _PLANS = {
     "triage": "Starting with triage: what the question is about and whether there is data for it.",
     "data_helper": "There is no usage data; asking data_helper for exactly the data needed.",
-    "data": "Summarising the usage data.",
-    "optimization": "Evaluating savings strategies against the data.",
+    "data": "Measuring the usage data.",
+    "optimization": "Quantifying savings strategies from the measurements.",
     "actions": "Turning the strategies into next steps.",
     "reporting": "Writing the report.",
 }
 
 
-async def run_pipeline(ctx: RunContext, *, agents: Mapping[str, Agent] | None = None) -> RunOutcome:
-    """Run the pipeline for `ctx`, emitting its events; never raises, not even when cancelled."""
+async def run_pipeline(
+    ctx: RunContext, *, agents: Mapping[str, Agent] | None = None, language: LanguageModel | None = None
+) -> RunOutcome:
+    """Run the pipeline for `ctx`, emitting its events; never raises, not even when cancelled.
+
+    `language` (default: `ctx.language`) only words text; the report's figures come from the tools.
+    """
     roster = default_agents() if agents is None else agents
+    if language is not None:
+        ctx.language = language
     ledger = CallLedger(ctx.sink)
     try:
         ctx.sink.emit("agent_started", SUPERVISOR, {"description": SUPERVISOR_DESCRIPTION})
         report, markdown = await _orchestrate(ctx, roster, ledger)
+        # The report is stored with its run: the run id is its id (GET /api/reports/{id}).
+        report = {"report_id": ctx.run_id, **report}
     except asyncio.CancelledError:
         task = asyncio.current_task()
         # The cancellation is answered here, with a final event, so the task must not stay "cancelling".

@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
-from tokenwise.agents.base import EventSink, RunContext
+from tokenwise.agents.base import EventSink, RunContext, RunOutcome
 from tokenwise.errors import TokenwiseError
 
 JSON = dict[str, Any]
@@ -19,13 +20,30 @@ def _same(result: JSON) -> JSON:
     return result
 
 
+# TEST ONLY: `Settings.test_step_delay_ms` (refused outside development) sets this for a run's task, so
+# browser tests can watch a run mid-flight. Zero everywhere else.
+STEP_DELAY_S: ContextVar[float] = ContextVar("tokenwise_test_step_delay_s", default=0.0)
+
+
 async def checkpoint() -> None:
-    """Yield to the event loop: a yield, not a delay.
+    """Yield to the event loop: a yield, not a delay (unless a test asked for one, above).
 
     A step that never awaits would run the whole pipeline in one go: its events would be stored and
     delivered only at the end (nothing live), other connections would wait, and a stop could not land.
     """
-    await asyncio.sleep(0)
+    await asyncio.sleep(STEP_DELAY_S.get())
+
+
+def with_step_delay(
+    pipeline: Callable[[RunContext], Awaitable[RunOutcome]], delay_s: float
+) -> Callable[[RunContext], Awaitable[RunOutcome]]:
+    """TEST ONLY: `pipeline` with a pause of `delay_s` at every checkpoint of its runs."""
+
+    async def slowed(ctx: RunContext) -> RunOutcome:
+        STEP_DELAY_S.set(delay_s)  # the run's own task context: no other run is affected
+        return await pipeline(ctx)
+
+    return slowed
 
 
 @dataclass(frozen=True)

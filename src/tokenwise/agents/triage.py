@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 from tokenwise.agents.base import RunContext
+from tokenwise.agents.phrasing import RESTATE_QUESTION, phrase
+from tokenwise.agents.sufficiency import judge
 from tokenwise.agents.tooling import JSON, Agent, AgentScope, Tool
+from tokenwise.analysis.profile import profile
 
 CATEGORIES = (
     "cost_optimization",
@@ -59,9 +63,12 @@ _LATENCY = re.compile(
     re.IGNORECASE,
 )
 _BUDGET = re.compile(r"\$\s?(\d[\d,]{0,15}(?:\.\d{1,2})?)\s*(k\b)?", re.IGNORECASE)
-
-# Rows below which percentiles and per-model splits are too noisy to quote.
-SUFFICIENT_ROWS = 1_000
+_UNIT_DAYS = {"hour": 1 / 24, "day": 1.0, "week": 7.0, "month": 30.0, "quarter": 91.0, "year": 365.0}
+_SPAN = re.compile(
+    r"\b(?:last|past|previous|this)\s+(?:(\d{1,5})\s+)?(hour|day|week|month|quarter|year)s?\b", re.IGNORECASE
+)
+_DAY = re.compile(r"\b(?:yesterday|today)\b", re.IGNORECASE)
+_DATE = re.compile(r"\b(20\d\d-[01]\d-[0-3]\d)\b")
 
 
 def classify(question: str) -> JSON:
@@ -79,7 +86,7 @@ def classify(question: str) -> JSON:
 
 
 def extract_entities(question: str) -> JSON:
-    """Models, spend-reduction target, latency SLO and budget named in the question."""
+    """Models, spend-reduction target, latency SLO, budget and time range named in the question."""
     entities: JSON = {}
     models = list(dict.fromkeys(m.group(0).lower().replace(" ", "-") for m in _MODEL.finditer(question)))
     if models:
@@ -96,6 +103,8 @@ def extract_entities(question: str) -> JSON:
         amount = float(budget.group(1).replace(",", "") or 0) * (1000 if budget.group(2) else 1)
         if amount > 0:
             entities["budget_usd"] = amount
+    if (period := _time_range(question)) is not None:
+        entities["time_range"] = period
     return entities
 
 
@@ -103,16 +112,18 @@ def _mentions(text: str, word: str) -> int:
     return int(re.search(rf"(?<![\w-]){re.escape(word)}(?![\w-])", text) is not None)
 
 
-def sufficiency(datasets: int, rows: int) -> JSON:
-    """Whether `rows` of usage data can support measured answers."""
-    if rows <= 0:
-        level, reason = "insufficient", "No usage data has been uploaded, so nothing can be measured."
-    elif rows < SUFFICIENT_ROWS:
-        level = "partial"
-        reason = f"{rows} rows is below {SUFFICIENT_ROWS}; percentiles and per-model splits would be noisy."
-    else:
-        level, reason = "sufficient", f"{rows} rows across {datasets} dataset(s)."
-    return {"level": level, "datasets": datasets, "rows": rows, "reason": reason}
+def _time_range(question: str) -> JSON | None:
+    if span := _SPAN.search(question):
+        count = int(span.group(1)) if span.group(1) else 1
+        unit = span.group(2).lower()
+        if 0 < count <= 10_000:
+            return {"text": span.group(0).lower(), "days": count * _UNIT_DAYS[unit]}
+    if day := _DAY.search(question):
+        return {"text": day.group(0).lower(), "days": 1.0}
+    dates = _DATE.findall(question)
+    if dates:
+        return {"start": dates[0], **({"end": dates[1]} if len(dates) > 1 else {})}
+    return None
 
 
 async def _classify_request(ctx: RunContext, args: JSON) -> JSON:
@@ -120,12 +131,30 @@ async def _classify_request(ctx: RunContext, args: JSON) -> JSON:
 
 
 async def _check_data_sufficiency(ctx: RunContext, args: JSON) -> JSON:
-    return sufficiency(await ctx.usage.dataset_count(), await ctx.usage.row_count())
+    usage = ctx.usage
+    datasets = await usage.datasets()
+    paths = await usage.parquet_paths()
+    # A few column counts in DuckDB: cheap, but off the event loop all the same.
+    found = await asyncio.to_thread(profile, paths, usage.prices, await usage.default_models())
+    return judge(found, datasets, str(args.get("category", "general_question")))
+
+
+def _compact_sufficiency(result: JSON) -> JSON:
+    return {
+        "level": result["level"],
+        "datasets": result["datasets"],
+        "rows": result["rows"],
+        "formats": result["formats"],
+        "period": result["period"],
+        "reasons": result["reasons"],
+        "missing": [m["field"] for m in result["missing"]],
+        "cannot_check": [g["strategy"] for g in result["gaps"]],
+    }
 
 
 CLASSIFY_REQUEST = Tool(
     name="classify_request",
-    description="Classify the question by keyword and extract named models, reduction targets and SLOs.",
+    description="Classify the question by keyword and extract named models, time range, targets and SLOs.",
     args_schema={
         "type": "object",
         "properties": {"question": {"type": "string", "description": "The user's question."}},
@@ -137,32 +166,56 @@ CLASSIFY_REQUEST = Tool(
 
 CHECK_DATA_SUFFICIENCY = Tool(
     name="check_data_sufficiency",
-    description="Count the user's usage datasets and rows and judge whether they can support measurements.",
-    args_schema={"type": "object", "properties": {}, "additionalProperties": False},
+    description="Profile the user's datasets (rows, period, columns with values, priced rows) and judge "
+    "whether they answer the question: sufficient, partial (what is missing) or insufficient.",
+    args_schema={
+        "type": "object",
+        "properties": {"category": {"type": "string", "description": "The triage category."}},
+        "additionalProperties": False,
+    },
     fn=_check_data_sufficiency,
+    compact=_compact_sufficiency,
 )
 
 
 async def run_triage(ctx: RunContext, scope: AgentScope) -> JSON:
-    """Classify the question and check the data behind it."""
+    """Classify the question and judge the data behind it."""
     scope.think("Classifying the question and checking what usage data exists.")
     classification = await scope.call(CLASSIFY_REQUEST, {"question": ctx.question})
-    data = await scope.call(CHECK_DATA_SUFFICIENCY, {})
-    scope.think(f"Category {classification['category']}; data is {data['level']}.")
+    category = classification["category"]
+    data = await scope.call(CHECK_DATA_SUFFICIENCY, {"category": category})
+    scope.think(f"Category {category}; data is {data['level']}: {data['reason']}")
+    for item in data["missing"]:
+        if item["field"] == "model":
+            where = f" ({', '.join(item['datasets'])})" if item["datasets"] else ""
+            scope.think(f"Which model served the rows without one{where}? To price them, {item['how']}.")
+    restated, why_not = await phrase(scope, RESTATE_QUESTION, ctx.question)
+    if restated:
+        scope.think(f"Restated: {restated}")
     return {
-        "category": classification["category"],
+        "category": category,
         "secondary": classification["secondary"],
         "entities": classification["entities"],
         "data_sufficiency": data["level"],
         "datasets": data["datasets"],
         "rows": data["rows"],
         "data_reason": data["reason"],
+        "sufficiency": data,
+        "restated": restated,
+        "language_model": {"used": restated is not None, "unavailable": why_not},
     }
+
+
+def _compact(result: JSON) -> JSON:
+    keys = ("category", "secondary", "entities", "data_sufficiency", "datasets", "rows", "restated")
+    return {key: result[key] for key in keys}
 
 
 TRIAGE = Agent(
     name="triage",
-    description="Works out what the question is about and whether there is usage data to answer it.",
-    tools=(CLASSIFY_REQUEST, CHECK_DATA_SUFFICIENCY),
+    description="Works out what the question is about, what it names (models, period, targets, SLOs) and "
+    "whether the user's data can answer it.",
+    tools=(CLASSIFY_REQUEST, CHECK_DATA_SUFFICIENCY, RESTATE_QUESTION),
     run=run_triage,
+    compact=_compact,
 )

@@ -8,6 +8,7 @@ from __future__ import annotations
 from tokenwise.analysis.engine import Analysis, Point, Series, analyze
 from tokenwise.analysis.measurements import Measurements
 from tokenwise.analysis.pricing import NO_PRICES, ModelPrice, PriceBook, PriceTable
+from tokenwise.analysis.profile import ModelRows, Profile, profile
 from tokenwise.analysis.strategies import Strategy, StrategyType
 from tokenwise.analysis.thresholds import Thresholds
 
@@ -16,12 +17,15 @@ __all__ = [
     "Analysis",
     "Measurements",
     "ModelPrice",
+    "ModelRows",
     "Point",
     "PriceBook",
     "PriceTable",
+    "Profile",
     "Series",
     "Strategy",
     "StrategyType",
     "Thresholds",
     "analyze",
+    "profile",
 ]

@@ -103,6 +103,6 @@ def user_create(
 
 
 def main() -> None:
-    from tokenwise.cli import chat, ingest, loadtest  # noqa: F401 - register the chat, ingest and loadtest commands
+    from tokenwise.cli import chat, doctor, ingest, loadtest  # noqa: F401 - register their commands
 
     app()

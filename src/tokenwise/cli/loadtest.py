@@ -38,9 +38,10 @@ import httpx
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from tokenwise.cli import app
-from tokenwise.client import Method, ws_url_for
+from tokenwise.client import ClientError, Method, ws_url_for
 from tokenwise.client import load as scenarios
 
 TARGETS = {
@@ -71,6 +72,10 @@ class Mode(StrEnum):
 
 
 # ---- the server under test -------------------------------------------------------------------------
+class ServerFailed(Exception):
+    """The server the driver started did not come up."""
+
+
 @dataclass
 class ProcessProbe:
     """CPU time and resident memory of the server process, from /proc (Linux)."""
@@ -101,9 +106,13 @@ def local_server() -> Iterator[tuple[str, int]]:
     env["TOKENWISE_PORT"] = str(port)
     log = data_dir / "server.log"
     try:
-        subprocess.run(
-            [sys.executable, "-m", "tokenwise", "migrate"], env=env, check=True, capture_output=True
+        migrated = subprocess.run(
+            [sys.executable, "-m", "tokenwise", "migrate"], env=env, capture_output=True, check=False
         )
+        if migrated.returncode != 0:
+            raise ServerFailed(
+                f"tokenwise migrate failed:\n{migrated.stderr.decode(errors='replace')[-2000:]}"
+            )
         with log.open("ab") as out:
             process = subprocess.Popen(
                 [sys.executable, "-m", "tokenwise", "serve", "--log-level", "warning"],
@@ -130,12 +139,12 @@ def _wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"the server exited ({process.returncode}):\n{log.read_text()[-2000:]}")
+            raise ServerFailed(f"the server exited ({process.returncode}):\n{log.read_text()[-2000:]}")
         with contextlib.suppress(httpx.HTTPError):
             if httpx.get(f"{url}/health", timeout=1).status_code == 200:
                 return
         time.sleep(0.1)
-    raise RuntimeError(f"the server at {url} did not become healthy:\n{log.read_text()[-2000:]}")
+    raise ServerFailed(f"the server at {url} did not become healthy:\n{log.read_text()[-2000:]}")
 
 
 def busy_cpu_s() -> float:
@@ -195,14 +204,19 @@ class Bench:
         client = (time.process_time() - client_cpu) / wall
         if self.probe is not None:
             result["server_cpu_cores"] = round(server, 2)
+            # CPU per unit of work hardly depends on what else the machine runs: the steadiest figure.
+            if tally.runs:
+                result["server_cpu_ms_per_run"] = round(server * wall / tally.runs * 1000, 2)
+            if tally.connect_s:
+                result["server_cpu_ms_per_connect"] = round(server * wall / len(tally.connect_s) * 1000, 3)
         result["client_cpu_cores"] = round(client, 2)
         result["other_cpu_cores"] = round(max(0.0, (busy_cpu_s() - machine_cpu) / wall - server - client), 2)
         return result
 
     async def ramp(
-        self, tokens: list[str], max_concurrency: int, step_s: float, hold_s: float
+        self, tokens: list[str], max_concurrency: int, step_s: float, hold_s: float, rate: float | None = None
     ) -> dict[str, Any]:
-        """Closed-loop concurrency ramp to saturation, then a fixed rate at half of it."""
+        """Closed-loop concurrency ramp to saturation, then a fixed rate at half of it (or at `rate`)."""
         steps: list[dict[str, Any]] = []
         best: dict[str, Any] | None = None
         concurrency, flat = 1, 0
@@ -224,12 +238,17 @@ class Bench:
                     break
             concurrency *= 2
         assert best is not None
-        rate = best["runs_per_s"] / 2
+        fixed = rate is not None
+        rate = rate or best["runs_per_s"] / 2
         pool = tokens[: max(8, best["concurrency"])]
-        self.say.print(f"  half of saturation: {rate:.1f} messages/s for {hold_s:g} s")
-        half = await self.measured(scenarios.open_loop(self.ws_url, pool, rate_per_s=rate, duration_s=hold_s))
-        half["rate_per_s"] = rate
-        return {"steps": steps, "saturation": best, "half_saturation": half}
+        self.say.print(
+            f"  {'fixed rate' if fixed else 'half of saturation'}: {rate:.1f} messages/s for {hold_s:g} s"
+        )
+        latency = await self.measured(
+            scenarios.open_loop(self.ws_url, pool, rate_per_s=rate, duration_s=hold_s)
+        )
+        latency["rate_per_s"] = rate
+        return {"steps": steps, "saturation": best, "fixed_rate" if fixed else "half_saturation": latency}
 
     async def connect(
         self, tokens: list[str], count: int, concurrency: int, method: Method
@@ -316,40 +335,38 @@ def _ms(phase: dict[str, Any], key: str) -> str:
     return "-" if not values else f"{values['p50']:g} / {values['p95']:g} / {values['p99']:g}"
 
 
-def render(report: dict[str, Any], console: Console) -> None:
-    """The report as Rich tables."""
-    runs = Table(title="runs (latencies in ms: p50 / p95 / p99)")
-    for column in (
-        "phase",
-        "runs",
-        "events/s",
-        "first event",
-        "final event",
-        "lost/dup",
-        "errors",
-        "server CPU",
-    ):
-        runs.add_column(column, justify="left" if column in ("phase", "errors") else "right")
+def _phases(report: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     phases: list[tuple[str, dict[str, Any]]] = []
     if ramp := report.get("ramp"):
-        phases += [(f"closed loop, concurrency {s['concurrency']}", s) for s in ramp["steps"]]
-        phases.append(
-            (f"half of saturation ({ramp['half_saturation']['rate_per_s']:.1f}/s)", ramp["half_saturation"])
-        )
+        phases += [(f"closed loop, concurrency {step['concurrency']}", step) for step in ramp["steps"]]
+        for key, label in (("half_saturation", "half of saturation"), ("fixed_rate", "fixed rate")):
+            if phase := ramp.get(key):
+                phases.append((f"{label}, {phase['rate_per_s']:.1f} messages/s", phase))
     if users := report.get("users"):
-        phases.append((f"{report['config']['users']} users x {report['config']['messages_per_user']}", users))
-    for name, phase in phases:
-        runs.add_row(
-            name,
-            str(phase["runs"]),
-            f"{phase['events_per_s']:,.0f}",
-            _ms(phase, "time_to_first_event_ms"),
-            _ms(phase, "time_to_final_event_ms"),
-            f"{phase['lost_events']}/{phase['duplicated_events']}",
-            _errors(phase["errors"]),
-            _cpu(phase),
-        )
-    if phases:
+        config = report["config"]
+        phases.append((f"{config['users']} users x {config['messages_per_user']} messages", users))
+    return phases
+
+
+def render(report: dict[str, Any], console: Console) -> None:
+    """The report as Rich tables."""
+    if phases := _phases(report):
+        runs = Table(title="runs (latencies in ms: p50 / p95 / p99; CPU in cores)")
+        columns = ("phase", "runs", "events/s", "first event", "final event", "lost/dup", "errors")
+        for column in (*columns, "CPU srv/cli/other", "srv CPU ms/run"):
+            runs.add_column(column, justify="left" if column in ("phase", "errors") else "right")
+        for name, phase in phases:
+            runs.add_row(
+                name,
+                str(phase["runs"]),
+                f"{phase['events_per_s']:,.0f}",
+                _ms(phase, "time_to_first_event_ms"),
+                _ms(phase, "time_to_final_event_ms"),
+                f"{phase['lost_events']}/{phase['duplicated_events']}",
+                _errors(phase["errors"]),
+                _cpu(phase),
+                str(phase.get("server_cpu_ms_per_run", "-")),
+            )
         console.print(runs)
     if connect := report.get("connect"):
         table = Table(title=f"authenticated connects ({connect['method']}, {connect['concurrency']} at once)")
@@ -414,7 +431,7 @@ async def _run(bench: Bench, mode: Mode, options: dict[str, Any]) -> dict[str, A
     if everything or mode is Mode.RAMP:
         bench.say.print("ramp to saturation …")
         report["ramp"] = await bench.ramp(
-            tokens, options["max_concurrency"], options["step_s"], options["hold_s"]
+            tokens, options["max_concurrency"], options["step_s"], options["hold_s"], options["rate"]
         )
     if everything or mode is Mode.USERS:
         bench.say.print(
@@ -452,6 +469,9 @@ def loadtest(
     max_concurrency: Annotated[int, typer.Option(min=1, help="ramp: highest concurrency")] = 64,
     step_s: Annotated[float, typer.Option(help="ramp: seconds per concurrency step")] = 5.0,
     hold_s: Annotated[float, typer.Option(help="ramp: seconds at half of saturation")] = 20.0,
+    rate: Annotated[
+        float | None, typer.Option(help="ramp: messages/s of the latency phase (default: half of saturation)")
+    ] = None,
     connects: Annotated[int, typer.Option(min=1, help="connect: connections to open")] = 2000,
     connect_concurrency: Annotated[int, typer.Option(min=1, help="handshakes in flight")] = 100,
     method: Annotated[Method, typer.Option(help="connect: credential method")] = Method.HEADER,
@@ -469,13 +489,17 @@ def loadtest(
         say.print(f"[yellow]the open-file limit is {fd_limit}; {idle_connections} connections may not fit[/]")
     options = {k: v for k, v in locals().items() if k not in ("say", "fd_limit", "url", "server_pid")}
     started_here = url is None
-    with contextlib.ExitStack() as stack:
-        if url is None:
-            say.print("starting a server process …")
-            url, server_pid = stack.enter_context(local_server())
-        probe = ProcessProbe(server_pid) if server_pid is not None else None
-        bench = Bench(url.rstrip("/"), probe, say)
-        report = asyncio.run(_run(bench, mode, options))
+    try:
+        with contextlib.ExitStack() as stack:
+            if url is None:
+                say.print("starting a server process …")
+                url, server_pid = stack.enter_context(local_server())
+            probe = ProcessProbe(server_pid) if server_pid is not None else None
+            bench = Bench(url.rstrip("/"), probe, say)
+            report = asyncio.run(_run(bench, mode, options))
+    except (ServerFailed, ClientError) as exc:
+        say.print(Text(str(exc), style="red"))
+        raise typer.Exit(1) from exc
     report = {
         "machine": machine(),
         "config": {k: (v.value if isinstance(v, StrEnum) else v) for k, v in options.items()},
@@ -487,4 +511,4 @@ def loadtest(
         print(json.dumps(report, indent=2))
     else:
         console = Console()
-        render(report, console if console.is_terminal else Console(width=150))
+        render(report, console if console.is_terminal else Console(width=190))

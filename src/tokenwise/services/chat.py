@@ -58,6 +58,8 @@ def run_json(row: RunRow) -> dict[str, Any]:
         "last_seq": row.last_seq,
         "error_code": row.error_code,
         "report": row.report,
+        # the report is stored with its run: GET /api/reports/{report_id}
+        "report_id": row.id if row.report else None,
     }
 
 

@@ -19,6 +19,8 @@ class ConnectionRegistry:
     def __init__(self, max_per_user: int) -> None:
         self._max = max_per_user
         self._by_user: defaultdict[str, set[Live]] = defaultdict(set)
+        # Not authenticated yet: told about a shutdown too, so every close carries a reason.
+        self._pending: set[Live] = set()
 
     def add(self, user_id: str, connection: Live) -> None:
         """Register a connection; TooManyConnections when the user already has the maximum."""
@@ -34,6 +36,13 @@ class ConnectionRegistry:
             if not mine:
                 del self._by_user[user_id]
 
+    def hold(self, connection: Live) -> None:
+        """Track a connection that is still in its handshake or first-message auth."""
+        self._pending.add(connection)
+
+    def release(self, connection: Live) -> None:
+        self._pending.discard(connection)
+
     def count(self, user_id: str | None = None) -> int:
         if user_id is not None:
             return len(self._by_user.get(user_id, ()))
@@ -41,5 +50,5 @@ class ConnectionRegistry:
 
     async def shutdown_all(self) -> None:
         """Send every connection its server_shutdown and close (1012)."""
-        everyone = [c for mine in self._by_user.values() for c in mine]
+        everyone = [*self._pending, *(c for mine in self._by_user.values() for c in mine)]
         await asyncio.gather(*(c.shutdown() for c in everyone), return_exceptions=True)

@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from tokenwise.agents.base import UsageSource
+from tokenwise.agents.base import RunContext, RunOutcome, UsageSource
+from tokenwise.agents.language import language_model
 from tokenwise.bus.base import EventBus
 from tokenwise.bus.memory import MemoryBus
 from tokenwise.config import Settings
@@ -21,7 +22,7 @@ from tokenwise.services.accounts import Accounts
 from tokenwise.services.chat import Chat
 from tokenwise.services.connections import ConnectionRegistry
 from tokenwise.services.event_log import EventLog
-from tokenwise.services.runs import Runs
+from tokenwise.services.runs import Pipeline, Runs
 from tokenwise.services.tickets import Tickets
 from tokenwise.usage.datasets import Datasets
 from tokenwise.usage.prices import PriceList, load_prices
@@ -54,6 +55,7 @@ class Services:
     def build(cls, settings: Settings) -> Services:
         """Wire the services for the configured role (auth, api or both)."""
         from tokenwise.agents.supervisor import run_pipeline
+        from tokenwise.agents.tooling import with_step_delay
 
         db = Database(settings.resolved_database_url)
         http = httpx.AsyncClient()
@@ -96,7 +98,21 @@ class Services:
         def usage_for(user_id: str) -> UsageSource:
             return datasets.usage_for(user_id)
 
+        language = language_model(
+            settings.llm_base_url,
+            settings.llm_model,
+            settings.llm_api_key.get_secret_value() if settings.llm_api_key else None,
+            timeout_s=settings.llm_timeout_s,
+            http=http,
+        )
+
+        async def worded(context: RunContext) -> RunOutcome:
+            return await run_pipeline(context, language=language)
+
         metrics = Metrics()
+        pipeline: Pipeline = worded
+        if settings.test_step_delay_ms:  # TEST ONLY; Settings refuses it outside development
+            pipeline = with_step_delay(worded, settings.test_step_delay_ms / 1000)
         return cls(
             settings=settings,
             db=db,
@@ -107,7 +123,7 @@ class Services:
             bus=bus,
             event_log=event_log,
             chat=chat,
-            runs=Runs(db, event_log, bus, chat, run_pipeline, usage_for, metrics.run_finished),
+            runs=Runs(db, event_log, bus, chat, pipeline, usage_for, metrics.run_finished),
             tickets=Tickets(db, ttl_s=settings.ws_ticket_ttl_s),
             connections=ConnectionRegistry(settings.max_connections_per_user),
             datasets=datasets,

@@ -1,12 +1,17 @@
-"""A user's workload data as the agents see it. Datasets arrive with ingestion; until then there is none."""
+"""The usage source of a user without data: honest zeros, so the agents ask for data."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
+
+from tokenwise.analysis.pricing import NO_PRICES, PriceBook
 
 
 class NoUsageData:
-    """The usage source before any dataset exists: honest zeros, so the agents ask for data."""
+    """The usage source of a user without datasets."""
+
+    prices: PriceBook = NO_PRICES
 
     async def dataset_count(self) -> int:
         return 0
@@ -19,3 +24,6 @@ class NoUsageData:
 
     async def default_models(self) -> dict[str, str]:
         return {}
+
+    async def datasets(self) -> list[dict[str, Any]]:
+        return []

@@ -57,7 +57,13 @@ class GetThreadHistory(Frame):
     limit: int = Field(default=50, ge=1, le=500)
 
 
-ClientFrame = UserMessage | Ping | Auth | AuthRefresh | Resume | StopAgent | GetThreadHistory
+class Diagnostics(Frame):
+    """Ask what the handshake carried, as the server received it (secrets redacted)."""
+
+    type: Literal["diagnostics"] = "diagnostics"
+
+
+ClientFrame = UserMessage | Ping | Auth | AuthRefresh | Resume | StopAgent | GetThreadHistory | Diagnostics
 
 # Existing clients name a chat message in several ways and nest its fields in several places.
 _MESSAGE_TYPES = {"user_message", "chat_message", "message", "start_agent"}
@@ -69,6 +75,7 @@ _MODELS: dict[str, type[Frame]] = {
     "resume": Resume,
     "stop_agent": StopAgent,
     "get_thread_history": GetThreadHistory,
+    "diagnostics": Diagnostics,
 }
 
 

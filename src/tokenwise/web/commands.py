@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from tokenwise.errors import AuthenticationError, Conflict, TokenExpired
+from tokenwise.faults import FaultPoint, trip
 from tokenwise.services.chat import message_json
 from tokenwise.session import frames
 from tokenwise.session.events import now_iso
+from tokenwise.web.diagnostics import received
 
 if TYPE_CHECKING:
     from tokenwise.web.websocket import ChatConnection
@@ -15,6 +17,7 @@ if TYPE_CHECKING:
 
 async def user_message(conn: ChatConnection, frame: frames.UserMessage) -> None:
     services = conn.services
+    trip(conn.settings.fault_injection, FaultPoint.MESSAGE_HANDLING)
     if services.stopping:
         # Shutting down: accept no new run, but keep the connection until the runs already under way
         # have been delivered; the shutdown sequence then sends server_shutdown and closes with 1012.
@@ -90,6 +93,18 @@ async def thread_history(conn: ChatConnection, frame: frames.GetThreadHistory) -
     )
 
 
+async def diagnostics(conn: ChatConnection, _frame: frames.Diagnostics) -> None:
+    """What the handshake carried as the server received it, secrets redacted (for `tokenwise doctor`)."""
+    await conn.send(
+        {
+            "type": "diagnostics",
+            "connection_id": conn.id,
+            "credential_method": conn.method.value if conn.method is not None else None,
+            "handshake": received(conn.ws),
+        }
+    )
+
+
 async def handle(conn: ChatConnection, frame: frames.ClientFrame) -> None:
     """Dispatch one parsed frame."""
     match frame:
@@ -105,3 +120,5 @@ async def handle(conn: ChatConnection, frame: frames.ClientFrame) -> None:
             await auth_refresh(conn, frame)
         case frames.GetThreadHistory():
             await thread_history(conn, frame)
+        case frames.Diagnostics():
+            await diagnostics(conn, frame)

@@ -46,6 +46,7 @@ class ChatConnection:
         self.ws, self.services, self.settings = websocket, services, services.settings
         self.id = uuid.uuid4().hex
         self.user_id = ""
+        self.method: Method | None = None  # how the connection authenticated (the diagnostics frame says)
         self.expires_at = datetime.max.replace(tzinfo=UTC)
         self._send_lock = asyncio.Lock()
         self._feed: Feed | None = None
@@ -78,7 +79,7 @@ class ChatConnection:
         async with self._send_lock:
             if self.ws.application_state is WebSocketState.CONNECTED:
                 with contextlib.suppress(RuntimeError, OSError, WebSocketDisconnect):
-                    await self.ws.close(code, reason[:123])
+                    await self.ws.close(code, errors.fit_reason(reason))
         raise _Closed(code)
 
     async def fail(self, error: TokenwiseError) -> None:
@@ -114,6 +115,7 @@ class ChatConnection:
         else:
             claims = await self.services.verifier.verify(credential.secret)
             self.user_id, self.expires_at = claims.user_id, claims.expires_at
+        self.method = credential.method
         self.services.metrics.auth(True, credential.method.value)
 
     async def _handshake(self) -> None:
@@ -166,7 +168,11 @@ class ChatConnection:
     async def serve(self) -> int:
         """Run the connection to its end and return the close code."""
         try:
-            await self._handshake()
+            self.services.connections.hold(self)  # a shutdown during the handshake closes it with a reason
+            try:
+                await self._handshake()
+            finally:
+                self.services.connections.release(self)
             return await self._serve_authenticated()
         except _Closed as closed:
             return closed.code

@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
+import shutil
+import tempfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import duckdb
+
+from support.workload import PRICES
 from tokenwise.agents.base import RunContext
 from tokenwise.agents.catalogue import PIPELINE
 from tokenwise.agents.tooling import Agent, AgentScope
+from tokenwise.analysis.pricing import PriceBook
+from tokenwise.usage.schema import COLUMNS
 
 SUPERVISOR = "supervisor"
 
@@ -42,22 +51,86 @@ class RecordingSink:
         return [e.agent for e in self.events if e.type == "agent_started"]
 
 
-class Usage:
-    """A usage source with fixed counts."""
+_DIR: Path | None = None
+_FILES: dict[int, Path] = {}
+# One clean request every `rows / 14 days`, on a priced model, with every column the strategies read:
+# the analysis finds nothing to save, and the data is sufficient from 1,000 rows on.
+_CLEAN = {
+    "ts": "TIMESTAMP '2025-03-01' + to_microseconds(CAST(i * $span / $rows AS BIGINT))",
+    "model": "'acme-small'",
+    "provider": "'acme'",
+    "input_tokens": "200 + i % 300",
+    "output_tokens": "50 + i % 100",
+    "cached_input_tokens": "0",
+    "latency_ms": "300.0 + i % 700",
+    "status": "'ok'",
+    "is_error": "false",
+    "feature": "'app-' || (i % 3)",
+    "request_id": "'req-' || i",
+    "prompt_hash": "md5('prompt-' || i)",
+    "prefix_hash": "md5('prompt-' || i)",
+    "max_output_tokens": "4096",
+}
 
-    def __init__(self, datasets: int = 0, rows: int = 0) -> None:
-        self.datasets, self.rows = datasets, rows
+
+def usage_file(rows: int) -> Path:
+    """A normalized Parquet dataset of `rows` clean requests over 14 days (written once per size)."""
+    global _DIR
+    if rows not in _FILES:
+        if _DIR is None:
+            _DIR = Path(tempfile.mkdtemp(prefix="agent-doubles-"))
+            atexit.register(shutil.rmtree, _DIR, True)
+        path = _DIR / f"usage-{rows}.parquet"
+        columns = ", ".join(
+            f"CAST({_CLEAN.get(c.name, 'NULL')} AS {c.duckdb_type}) AS {c.name}" for c in COLUMNS
+        )
+        with duckdb.connect() as con:
+            con.execute(
+                f"COPY (SELECT {columns} FROM range($rows) t(i)) TO '{path}' (FORMAT parquet)",  # noqa: S608
+                {"rows": rows, "span": 14 * 86400 * 1e6},
+            )
+        _FILES[rows] = path
+    return _FILES[rows]
+
+
+class Usage:
+    """A usage source over real Parquet files: none, or one clean dataset of `rows` requests."""
+
+    def __init__(self, rows: int = 0, paths: list[Path] | None = None, prices: PriceBook = PRICES) -> None:
+        self.rows = rows
+        self.paths = paths if paths is not None else ([usage_file(rows)] if rows else [])
+        self.prices = prices
+        self.models: dict[str, str] = {}
 
     async def dataset_count(self) -> int:
-        return self.datasets
+        return len(self.paths)
 
     async def row_count(self) -> int:
         return self.rows
 
+    async def parquet_paths(self) -> list[Path]:
+        return list(self.paths)
+
+    async def default_models(self) -> dict[str, str]:
+        return dict(self.models)
+
+    async def datasets(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "id": f"ds-{i}",
+                "name": path.name,
+                "detected_format": "generic",
+                "row_count": self.rows,
+                "model": None,
+                "mapping": {"model": "model"},
+                "period": {"start": None, "end": None},
+            }
+            for i, path in enumerate(self.paths)
+        ]
+
 
 def make_ctx(question: str = "How can we reduce our LLM costs?", rows: int = 0) -> RunContext:
-    usage = Usage(datasets=1 if rows else 0, rows=rows)
-    return RunContext("run-1", "user-1", "thread-1", question, RecordingSink(), usage)
+    return RunContext("run-1", "user-1", "thread-1", question, RecordingSink(), Usage(rows))
 
 
 def sink_of(ctx: RunContext) -> RecordingSink:

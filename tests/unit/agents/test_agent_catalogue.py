@@ -15,7 +15,9 @@ def test_catalogue_lists_every_agent_and_tool_as_json() -> None:
         "classify_request",
         "check_data_sufficiency",
         "build_data_request",
-        "summarize_usage",
+        "measure_usage",
+        "restate_question",
+        "write_narrative",
         "evaluate_strategies",
         "plan_actions",
     } <= set(tools)

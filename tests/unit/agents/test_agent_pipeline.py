@@ -42,11 +42,25 @@ async def test_no_data_gives_guidance_with_data_request() -> None:
     assert {"openai", "anthropic", "azure_openai", "aws_bedrock", "litellm", "gateway"} <= set(
         report["data_request"]["export_guides"]
     )
-    assert report["measurements"] == {"datasets": 0, "rows": 0}
-    # Without measured data no savings figure may appear anywhere.
-    assert report["strategies"]
-    assert all(s["estimated_savings_pct"] is None for s in report["strategies"])
+    m = report["measurements"]
+    assert (m["datasets"], m["rows"], m["requests"], m["input_tokens"], m["spend_usd"]) == (0, 0, 0, 0, None)
+    assert m["period"] is None
+    assert m["models"] == []
+    # Without measured data no strategy (and so no savings figure) may appear; the candidates say what
+    # the analysis will look for once data arrives.
+    assert report["strategies"] == []
+    assert {c["type"] for c in report["candidates"]} == {
+        "model_routing",
+        "prompt_caching",
+        "response_caching",
+        "batching",
+        "output_cap",
+        "context_trimming",
+        "retry_waste",
+        "capacity",
+    }
     assert report["actions"][0]["id"] == "upload_usage_data"
+    assert report["report_id"] == ctx.run_id
 
 
 @pytest.mark.parametrize(("rows", "report_type"), [(50, "partial"), (5000, "full")])
@@ -57,7 +71,13 @@ async def test_data_helper_runs_only_without_data(rows: int, report_type: str) -
     check_stream(sink.events)
     assert sink.started() == [SUPERVISOR, "triage", "data", "optimization", "actions", "reporting"]
     assert outcome.report["report_type"] == report_type
-    assert outcome.report["measurements"] == {"datasets": 1, "rows": rows}
+    m = outcome.report["measurements"]
+    assert (m["datasets"], m["rows"], m["requests"]) == (1, rows, rows)
+    assert m["spend_usd"] > 0
+    assert [g["model"] for g in m["models"]] == ["acme-small"]
+    # clean data: the analysis finds nothing to save, and the report invents nothing
+    assert outcome.report["strategies"] == []
+    assert outcome.report["series"]["savings_by_strategy"] == []
 
 
 async def test_partial_deltas_concatenate_to_markdown() -> None:

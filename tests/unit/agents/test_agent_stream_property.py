@@ -25,8 +25,8 @@ WORDS = [
 questions = st.one_of(st.text(max_size=400), st.lists(st.sampled_from(WORDS), max_size=20).map(" ".join))
 
 
-@settings(max_examples=150, deadline=None)
-@given(question=questions, rows=st.sampled_from([0, 1, 999, 1000, 10**7]))
+@settings(max_examples=60, deadline=None)
+@given(question=questions, rows=st.sampled_from([0, 1, 999, 1000, 20_000]))
 def test_any_question_gives_a_well_ordered_stream(question: str, rows: int) -> None:
     ctx = make_ctx(question, rows=rows)
     outcome = asyncio.run(run_pipeline(ctx))

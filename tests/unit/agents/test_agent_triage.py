@@ -2,7 +2,29 @@ from __future__ import annotations
 
 import pytest
 
-from tokenwise.agents.triage import classify, extract_entities, sufficiency
+from tokenwise.agents.sufficiency import judge
+from tokenwise.agents.triage import classify, extract_entities
+from tokenwise.analysis.profile import OPTIONAL, ModelRows, Profile
+
+EVERY_COLUMN = dict.fromkeys(OPTIONAL, 5000)
+DATASET = {"id": "ds-1", "name": "usage.csv", "detected_format": "generic", "model": None, "mapping": {}}
+
+
+def data(
+    rows: int = 5000, days: float = 14.0, columns: dict[str, int] | None = None, **models: int
+) -> Profile:
+    """A profile of `rows` requests; `models` maps a model name to its unpriced rows ("none" = no model)."""
+    counted = [ModelRows(None if name == "none" else name, n, 0, False) for name, n in models.items()]
+    priced = rows - sum(models.values())
+    rows_per_model = [ModelRows("gpt-4o", priced, 0, True)] if priced else []
+    return Profile(
+        rows,
+        "2025-03-01T00:00:00",
+        "2025-03-15T00:00:00",
+        days,
+        EVERY_COLUMN if columns is None else columns,
+        rows_per_model + counted,
+    )
 
 
 def test_cost_question_with_targets() -> None:
@@ -59,5 +81,71 @@ def test_overlong_numbers_do_not_break_extraction() -> None:
 @pytest.mark.parametrize(
     ("rows", "level"), [(0, "insufficient"), (1, "partial"), (999, "partial"), (1000, "sufficient")]
 )
-def test_sufficiency_levels(rows: int, level: str) -> None:
-    assert sufficiency(1, rows)["level"] == level
+def test_sufficiency_levels_by_volume(rows: int, level: str) -> None:
+    assert judge(data(rows), [DATASET] if rows else [])["level"] == level
+
+
+def test_rows_without_model_or_price_are_partial_and_ask_for_the_model() -> None:
+    verdict = judge(data(none=3000), [DATASET], "cost_optimization")
+    assert verdict["level"] == "partial"
+    assert "3,000 rows have no model" in verdict["reasons"][0]
+    [missing] = verdict["missing"]
+    assert missing["field"] == "model"
+    assert missing["datasets"] == ["usage.csv"]
+    assert missing["ids"] == ["ds-1"]
+    assert "`PATCH /api/datasets/ds-1` with" in missing["how"]
+    # a model named for the dataset fills its rows: nothing missing
+    assert judge(data(), [{**DATASET, "model": "gpt-4o"}], "cost_optimization")["level"] == "sufficient"
+
+
+def test_unknown_model_asks_for_a_price() -> None:
+    verdict = judge(data(**{"my-llama": 200}), [DATASET])
+    assert verdict["level"] == "partial"
+    assert [m["field"] for m in verdict["missing"]] == ["price"]
+    assert verdict["unpriced"] == [{"model": "my-llama", "rows": 200}]
+
+
+def test_under_a_day_is_partial() -> None:
+    verdict = judge(data(days=0.5), [DATASET])
+    assert verdict["level"] == "partial"
+    assert "12.0 hours" in verdict["reasons"][0]
+
+
+def test_missing_strategy_columns_make_a_cost_question_partial() -> None:
+    bare = {c: 0 for c in OPTIONAL} | {"model": 5000}
+    verdict = judge(data(columns=bare), [DATASET], "cost_optimization")
+    assert verdict["level"] == "partial"
+    blind = {g["strategy"]: g["needs"] for g in verdict["gaps"]}
+    assert blind == {
+        "response_caching": ["prompt_hash"],
+        "prompt_caching": ["prefix_hash"],
+        "batching": ["feature"],
+        "output_cap": ["max_output_tokens"],
+        "retry_waste": ["is_error", "request_id"],
+    }
+    # the same gaps are only information for a capacity question
+    assert judge(data(columns=bare), [DATASET], "capacity_planning")["level"] == "sufficient"
+    # retry waste needs errors and one of request id / prompt hash
+    some = bare | {"is_error": 5000, "prompt_hash": 5000}
+    assert "retry_waste" not in {g["strategy"] for g in judge(data(columns=some), [DATASET])["gaps"]}
+
+
+def test_latency_question_needs_latency() -> None:
+    no_latency = EVERY_COLUMN | {"latency_ms": 0}
+    verdict = judge(data(columns=no_latency), [DATASET], "latency_performance")
+    assert verdict["level"] == "partial"
+    assert [m["field"] for m in verdict["missing"]] == ["latency_ms"]
+
+
+@pytest.mark.parametrize(
+    ("question", "expected"),
+    [
+        ("what did we spend in the last 7 days", {"text": "last 7 days", "days": 7.0}),
+        ("costs this month", {"text": "this month", "days": 30.0}),
+        ("past quarter", {"text": "past quarter", "days": 91.0}),
+        ("from 2025-01-01 to 2025-02-01", {"start": "2025-01-01", "end": "2025-02-01"}),
+        ("since 2025-03-10", {"start": "2025-03-10"}),
+    ],
+)
+def test_time_range_entity(question: str, expected: dict[str, object]) -> None:
+    assert extract_entities(question)["time_range"] == expected

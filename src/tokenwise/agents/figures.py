@@ -1,0 +1,34 @@
+"""How figures are written in thoughts and reports, in one place: a number reads the same everywhere."""
+
+from __future__ import annotations
+
+
+def usd(value: float | None) -> str:
+    """`$1,234.56`; amounts under a dollar keep four decimals; `unknown` when not measured."""
+    if value is None:
+        return "unknown"
+    return f"${value:,.2f}" if abs(value) >= 1 or value == 0 else f"${value:,.4f}"
+
+
+def count(value: float | int | None) -> str:
+    """`1,234` (rounded to a whole number)."""
+    return "unknown" if value is None else f"{round(value):,}"
+
+
+def pct(value: float | None, digits: int = 1) -> str:
+    """`12.3%`."""
+    return "unknown" if value is None else f"{value:.{digits}f}%"
+
+
+def rate(value: float | None) -> str:
+    """`12.3` for rates such as requests or tokens per second."""
+    if value is None:
+        return "unknown"
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.2f}"
+
+
+def days(value: float | None) -> str:
+    """`7.0 days`, or `3.2 hours` under a day."""
+    if value is None:
+        return "unknown"
+    return f"{value:.1f} days" if value >= 1 else f"{value * 24:.1f} hours"

@@ -1,0 +1,131 @@
+"""The optional language model through the product, against a real local chat.completions server.
+
+Reachable: it restates the question in triage and words the report's summary (figures stay the tools').
+Unreachable (a closed port): the run still completes with the built-in text and says so in an event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from support.clients import collect_run, open_ws, send_message, signup
+from support.data import AZURE_CODE, shared_data_path
+from support.live import LiveServer
+from support.openai_server import ChatCompletionsServer
+from support.servers import free_port
+from tokenwise.session.contract import missing_critical, violations
+
+QUESTION = "How do I cut my LLM costs by 30%?"
+RESTATED = "The user wants to lower their LLM spend by 30%."
+WORDING = ("restate_question", "write_narrative")
+
+
+def answer(body: dict[str, Any]) -> str:
+    system = body["messages"][0]["content"]
+    if system.startswith("Restate"):
+        return RESTATED
+    return "Most of the traffic cannot be priced yet; naming the model unlocks the savings figures."
+
+
+@pytest.fixture
+def model_api() -> Iterator[ChatCompletionsServer]:
+    api = ChatCompletionsServer(answer).start()
+    yield api
+    api.stop()
+
+
+async def run(server: LiveServer, *, upload: Path | None = None) -> list[dict[str, Any]]:
+    account = await signup(server.url)
+    if upload is not None:
+        headers = {"Authorization": f"Bearer {account.access_token}"}
+        async with httpx.AsyncClient(base_url=server.url, headers=headers, timeout=60) as http:
+            with upload.open("rb") as handle:
+                created = await http.post("/api/datasets", files={"file": (upload.name, handle)})
+            assert created.status_code == 201, created.text
+    ws, _ = await open_ws(server.ws_url, account.access_token)
+    async with ws:
+        ack = await send_message(ws, QUESTION)
+        events = await collect_run(ws, ack["run_id"], timeout=60)
+    assert violations(events) == []
+    assert missing_critical(events) == []
+    assert events[-1]["type"] == "agent_completed"
+    return events
+
+
+def thoughts(events: list[dict[str, Any]]) -> list[str]:
+    return [e["data"]["thought"] for e in events if e["type"] == "agent_thinking"]
+
+
+async def test_a_reachable_model_words_triage_and_the_narrative(
+    start_server: Callable[..., LiveServer], model_api: ChatCompletionsServer
+) -> None:
+    server = start_server(llm_base_url=model_api.url, llm_model="gpt-4o-mini", llm_api_key="sk-local-test")
+    events = await run(server, upload=shared_data_path(AZURE_CODE))
+    report = events[-1]["data"]["result"]
+
+    # the wire format: POST {base}/chat/completions, Bearer key, model, system + user messages
+    assert [r.path for r in model_api.requests] == ["/v1/chat/completions"] * 2
+    for request in model_api.requests:
+        assert request.headers["Authorization"] == "Bearer sk-local-test"
+        assert request.headers["Content-Type"] == "application/json"
+        assert request.body["model"] == "gpt-4o-mini"
+        assert [m["role"] for m in request.body["messages"]] == ["system", "user"]
+        assert request.body["max_tokens"] > 0
+    restate, narrative = model_api.requests
+    assert restate.body["messages"][1]["content"] == QUESTION
+    # the narrative is worded from the tools' figures, which the prompt carries
+    assert "8,819 requests" in narrative.body["messages"][1]["content"]
+
+    assert f"Restated: {RESTATED}" in thoughts(events)
+    assert report["narrative"] == {"source": "language_model", "model": "gpt-4o-mini"}
+    assert report["summary"] == answer({"messages": [{"content": "narrative"}]})
+    markdown = "".join(e["data"]["delta"] for e in events if e["type"] == "partial_result")
+    assert "_Summary worded by the language model gpt-4o-mini" in markdown
+    # the figures stay the analysis' own
+    assert report["measurements"]["requests"] == 8819
+    calls = [e for e in events if e["type"] == "tool_executing" and e["tool_name"] in WORDING]
+    assert [(c["agent_name"], c["tool_name"], c["data"]["args"]["model"]) for c in calls] == [
+        ("triage", "restate_question", "gpt-4o-mini"),
+        ("reporting", "write_narrative", "gpt-4o-mini"),
+    ]
+
+
+async def test_an_unreachable_model_leaves_the_built_in_text_and_says_so(
+    start_server: Callable[..., LiveServer],
+) -> None:
+    closed = free_port()  # nothing listens here
+    server = start_server(
+        llm_base_url=f"http://127.0.0.1:{closed}/v1", llm_model="gpt-4o-mini", llm_timeout_s=2
+    )
+    events = await run(server)
+    report = events[-1]["data"]["result"]
+
+    said = [t for t in thoughts(events) if t.startswith("language model unavailable")]
+    assert said
+    assert said[0].endswith("using built-in text.")
+    assert f"127.0.0.1:{closed}" in said[0]
+    assert report["report_type"] == "guidance"
+    assert report["narrative"] == {"source": "built-in"}
+    assert report["summary"].startswith("There is no usage data yet")
+    assert report["notes"][0].startswith("language model unavailable")
+    # one failed attempt per run: reporting does not wait for a second timeout
+    calls = [e for e in events if e["type"] == "tool_executing" and e["tool_name"] in WORDING]
+    assert [c["tool_name"] for c in calls] == ["restate_question"]
+
+
+async def test_a_model_answering_with_an_error_status_is_unavailable_too(
+    start_server: Callable[..., LiveServer],
+) -> None:
+    api = ChatCompletionsServer(answer, status=503).start()
+    try:
+        server = start_server(llm_base_url=api.url, llm_model="gpt-4o-mini")
+        events = await run(server)
+    finally:
+        api.stop()
+    assert any("answered HTTP 503" in t for t in thoughts(events))
+    assert events[-1]["data"]["result"]["narrative"] == {"source": "built-in"}
