@@ -10,9 +10,9 @@ from tokenwise.agents.base import RunContext
 from tokenwise.agents.figures import count, days, usd
 from tokenwise.agents.figures import rate as per_s
 from tokenwise.agents.tooling import JSON, Agent, AgentScope, Tool
-from tokenwise.analysis.engine import Analysis, analyze
+from tokenwise.analysis.engine import analyze
 from tokenwise.analysis.pricing import PriceBook
-from tokenwise.analysis.profile import Profile, profile
+from tokenwise.analysis.profile import profile
 
 
 def dataset_info(dataset: dict[str, Any]) -> JSON:
@@ -29,8 +29,9 @@ def dataset_info(dataset: dict[str, Any]) -> JSON:
     }
 
 
-def _measure(paths: list[Any], prices: PriceBook, defaults: dict[str, str]) -> tuple[Analysis, Profile]:
-    return analyze(paths, prices, defaults), profile(paths, prices, defaults)
+def _measure(paths: list[Any], prices: PriceBook, defaults: dict[str, str]) -> tuple[JSON, JSON]:
+    # JSON conversion too: on a year of hourly groups it is work the event loop should not do.
+    return analyze(paths, prices, defaults).to_json(), profile(paths, prices, defaults).to_json()
 
 
 async def _measure_usage(ctx: RunContext, args: JSON) -> JSON:
@@ -43,12 +44,12 @@ async def _measure_usage(ctx: RunContext, args: JSON) -> JSON:
     # DuckDB work of 0.1-2 s: in a worker thread, so the event loop keeps serving every other run.
     analysis, found = await asyncio.to_thread(_measure, paths, usage.prices, await usage.default_models())
     return {
-        "has_data": found.rows > 0,
+        "has_data": found["rows"] > 0,
         "datasets": len(datasets),
-        "rows": found.rows,
+        "rows": found["rows"],
         "datasets_info": datasets,
-        "analysis": analysis.to_json(),
-        "profile": found.to_json(),
+        "analysis": analysis,
+        "profile": found,
         "elapsed_ms": round((time.perf_counter() - started) * 1000, 1),
     }
 

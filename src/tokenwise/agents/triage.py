@@ -9,7 +9,7 @@ from tokenwise.agents.base import RunContext
 from tokenwise.agents.phrasing import RESTATE_QUESTION, phrase
 from tokenwise.agents.sufficiency import judge
 from tokenwise.agents.tooling import JSON, Agent, AgentScope, Tool
-from tokenwise.analysis.profile import profile
+from tokenwise.analysis.profile import EMPTY, profile
 
 CATEGORIES = (
     "cost_optimization",
@@ -135,7 +135,11 @@ async def _check_data_sufficiency(ctx: RunContext, args: JSON) -> JSON:
     datasets = await usage.datasets()
     paths = await usage.parquet_paths()
     # A few column counts in DuckDB: cheap, but off the event loop all the same.
-    found = await asyncio.to_thread(profile, paths, usage.prices, await usage.default_models())
+    found = (
+        await asyncio.to_thread(profile, paths, usage.prices, await usage.default_models())
+        if paths
+        else EMPTY
+    )
     return judge(found, datasets, str(args.get("category", "general_question")))
 
 
