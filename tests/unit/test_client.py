@@ -2,24 +2,29 @@
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
+from rich.console import Console
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.typing import Subprotocol
 
-from tokenwise.cli.chat import summarize
+from tokenwise.cli.chat import Conversation, RunView, summarize
 from tokenwise.client import (
+    Client,
     ConnectionClosed,
     Event,
     HandshakeRejected,
+    Method,
     ProtocolViolation,
     ServerError,
     Tokens,
     Unreachable,
+    User,
     connect,
     ws_url_for,
 )
@@ -234,3 +239,36 @@ async def test_nobody_listening_is_unreachable() -> None:
     with pytest.raises(Unreachable) as error:
         await connect(f"ws://127.0.0.1:{port}/ws", "token")
     assert "connection refused" in error.value.message
+
+
+async def test_chat_follows_a_run_across_a_server_restart_without_gaps_or_repeats() -> None:
+    connections: list[int] = []
+
+    async def script(ws: ServerConnection) -> None:
+        connections.append(1)
+        if len(connections) == 1:
+            message = json.loads(await ws.recv())
+            ack = {"type": "ack", "client_message_id": message["client_message_id"], "message_id": "m"}
+            await ws.send(json.dumps({**ack, "thread_id": "t1", "run_id": "r"}))
+            for seq in (1, 2, 3):
+                await ws.send(json.dumps(event("r", seq)))
+            await ws.close(1012, "server_shutdown")
+        else:
+            assert json.loads(await ws.recv()) == {"type": "resume", "run_id": "r", "after_seq": 3}
+            for seq in (3, 4):  # a repeat across the reconnect must not be shown twice
+                await ws.send(json.dumps(event("r", seq)))
+            await ws.send(json.dumps(final("r", 5)))
+            await ws.wait_closed()
+
+    async with scripted(script) as url, Client(url.replace("ws://", "http://").removesuffix("/ws")) as client:
+        client.tokens = Tokens("token", "refresh", 900, User("u1", "u@example.com", None))
+        shown: list[int] = []
+        view = RunView(Console(file=io.StringIO()))
+        view.show = lambda e: shown.append(e.seq)  # type: ignore[method-assign]
+        async with Conversation(client, Method.HEADER) as conversation:
+            assert conversation.conn is not None
+            ack = await conversation.conn.send_message("hello")
+            last = await conversation.follow(ack.run_id, view)
+    assert shown == [1, 2, 3, 4, 5]
+    assert last.final
+    assert len(connections) == 2
