@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import json
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any
@@ -28,7 +29,7 @@ from rich.table import Table
 from rich.text import Text
 
 from tokenwise.cli import app
-from tokenwise.client import ClientError, Method, ws_url_for
+from tokenwise.client import ClientError, Connection, Method, ws_url_for
 from tokenwise.client import load as scenarios
 from tokenwise.client.harness import (
     ProcessProbe,
@@ -71,7 +72,7 @@ class Bench:
     def ws_url(self) -> str:
         return ws_url_for(self.url)
 
-    async def measured(self, phase: Any) -> dict[str, Any]:
+    async def measured(self, phase: Awaitable[scenarios.Tally]) -> dict[str, Any]:
         """Await a phase's Tally, adding the CPU (in cores) that the server, this client and every other
         process on the machine spent meanwhile: others busy means the figures are disturbed."""
         server_cpu, client_cpu, machine_cpu = (
@@ -80,7 +81,7 @@ class Bench:
             busy_cpu_s(),
         )
         started = time.perf_counter()
-        tally: scenarios.Tally = await phase
+        tally = await phase
         wall = time.perf_counter() - started
         result = tally.summary()
         server = (self.probe.cpu_s() - server_cpu) / wall if self.probe is not None else 0.0
@@ -136,7 +137,7 @@ class Bench:
     async def connect(
         self, tokens: list[str], count: int, concurrency: int, method: Method
     ) -> dict[str, Any]:
-        connections: list[Any] = []
+        connections: list[Connection] = []
 
         async def storm() -> scenarios.Tally:
             opened, tally = await scenarios.connect_all(
@@ -303,20 +304,19 @@ def _errors(errors: dict[str, int]) -> str:
 
 
 # ---- the command -----------------------------------------------------------------------------------
-async def _run(bench: Bench, mode: Mode, options: dict[str, Any]) -> dict[str, Any]:
-    everything = mode is Mode.ALL
+async def _run(bench: Bench, phases: set[Mode], options: dict[str, Any]) -> dict[str, Any]:
     needed = options["users"]
-    if mode in (Mode.RAMP, Mode.ALL):
+    if Mode.RAMP in phases:
         needed = max(needed, options["max_concurrency"], 8)
     bench.say.print(f"signing up {needed} users …")
     tokens = await scenarios.provision(bench.url, needed)
     report: dict[str, Any] = {}
-    if everything or mode is Mode.RAMP:
+    if Mode.RAMP in phases:
         bench.say.print("ramp to saturation …")
         report["ramp"] = await bench.ramp(
             tokens, options["max_concurrency"], options["step_s"], options["hold_s"], options["rate"]
         )
-    if everything or mode is Mode.USERS:
+    if Mode.USERS in phases:
         bench.say.print(
             f"{options['users']} users, {options['concurrency']} at once, "
             f"{options['messages_per_user']} messages each …"
@@ -329,17 +329,29 @@ async def _run(bench: Bench, mode: Mode, options: dict[str, Any]) -> dict[str, A
                 messages_per_user=options["messages_per_user"],
             )
         )
-    if everything or mode is Mode.CONNECT:
+    if Mode.CONNECT in phases:
         bench.say.print(f"{options['connects']} connects …")
         report["connect"] = await bench.connect(
             tokens, options["connects"], options["connect_concurrency"], options["method"]
         )
-    if everything or mode is Mode.IDLE:
+    if Mode.IDLE in phases:
         bench.say.print(f"{options['idle_connections']} idle connections …")
         report["idle"] = await bench.idle(
             tokens, options["idle_connections"], options["connect_concurrency"], options["idle_hold_s"]
         )
     return report
+
+
+def _measure(
+    url: str | None, server_pid: int | None, phases: set[Mode], options: dict[str, Any], say: Console
+) -> dict[str, Any]:
+    """Run the phases against `url`, or against a server process started for them."""
+    with contextlib.ExitStack() as stack:
+        if url is None:
+            say.print("starting a server process …")
+            url, server_pid = stack.enter_context(local_server())
+        probe = ProcessProbe(server_pid) if server_pid is not None else None
+        return asyncio.run(_run(Bench(url.rstrip("/"), probe, say), phases, options))
 
 
 @app.command()
@@ -370,23 +382,30 @@ def loadtest(
     fd_limit = raise_fd_limit()
     if mode in (Mode.IDLE, Mode.ALL) and idle_connections + 200 > fd_limit:
         say.print(f"[yellow]the open-file limit is {fd_limit}; {idle_connections} connections may not fit[/]")
-    options = {k: v for k, v in locals().items() if k not in ("say", "fd_limit", "url", "server_pid")}
+    options = {
+        k: v for k, v in locals().items() if k not in ("say", "fd_limit", "url", "server_pid", "json_output")
+    }
     started_here = url is None
+    if mode in (Mode.IDLE, Mode.ALL) and url is not None and server_pid is None:
+        raise typer.BadParameter(
+            "reading the server's memory needs its --server-pid", param_hint="--server-pid"
+        )
+    phases: set[Mode] = {m for m in Mode if m is not Mode.ALL} if mode is Mode.ALL else {mode}
     try:
-        with contextlib.ExitStack() as stack:
-            if url is None:
-                say.print("starting a server process …")
-                url, server_pid = stack.enter_context(local_server())
-            probe = ProcessProbe(server_pid) if server_pid is not None else None
-            bench = Bench(url.rstrip("/"), probe, say)
-            report = asyncio.run(_run(bench, mode, options))
+        if started_here and Mode.IDLE in phases and len(phases) > 1:
+            # Memory per idle connection is read on a fresh server: the memory that earlier phases freed
+            # would otherwise be reused by the new connections and hide part of their cost.
+            report = _measure(None, None, phases - {Mode.IDLE}, options, say)
+            report |= _measure(None, None, {Mode.IDLE}, options, say)
+        else:
+            report = _measure(url, server_pid, phases, options, say)
     except (ServerFailed, ClientError) as exc:
         say.print(Text(str(exc), style="red"))
         raise typer.Exit(1) from exc
     report = {
         "machine": machine(),
         "config": {k: (v.value if isinstance(v, StrEnum) else v) for k, v in options.items()},
-        "server": "one process started by the driver" if started_here else url,
+        "server": "one process started by the driver (a fresh one for idle)" if started_here else url,
         **report,
     }
     report["targets"] = verdicts(report)

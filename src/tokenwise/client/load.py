@@ -246,23 +246,56 @@ async def close_all(connections: Sequence[Connection], *, concurrency: int = 500
     await asyncio.gather(*(one(c) for c in connections), return_exceptions=True)
 
 
+@dataclass
+class _Slot:
+    """One simulated user's place in a pool: its token, and its connection while it has one."""
+
+    token: str
+    conn: Connection | None = None
+
+    async def run(self, ws_url: str, tally: Tally, due: float, question: str) -> None:
+        """One run on this user's connection, connecting first if needed; failures are counted."""
+        try:
+            if self.conn is None:
+                self.conn = await open_connection(ws_url, self.token, tally)
+        except (ClientError, TimeoutError, OSError) as exc:
+            tally.errors[error_key(exc)] += 1
+            await asyncio.sleep(0.1)  # the server may be restarting; do not spin
+            return
+        if not await _attempt(tally, run_once(self.conn, tally, due, question)):
+            await self.conn.close()
+            self.conn = None
+
+
+async def _slots(ws_url: str, tokens: Sequence[str], tally: Tally) -> list[_Slot]:
+    slots = [_Slot(token) for token in tokens]
+    connections, opened = await connect_all(ws_url, tokens, len(tokens), concurrency=64)
+    tally.errors.update(opened.errors)
+    for slot, conn in zip(slots, connections, strict=False):  # a failed connect is retried at first use
+        slot.conn = conn
+    return slots
+
+
+async def _close_slots(slots: Sequence[_Slot]) -> None:
+    await close_all([slot.conn for slot in slots if slot.conn is not None])
+
+
 async def closed_loop(
     ws_url: str, tokens: Sequence[str], *, duration_s: float, question: str = QUESTION
 ) -> Tally:
     """One connection per token, each sending its next message as soon as its run has ended."""
-    connections, tally = await connect_all(ws_url, tokens, len(tokens), concurrency=64)
-    tally.connect_s.clear()
+    tally = Tally()
+    slots = await _slots(ws_url, tokens, tally)
     deadline = time.perf_counter() + duration_s
 
-    async def loop(conn: Connection) -> None:
+    async def loop(slot: _Slot) -> None:
         while time.perf_counter() < deadline:
-            if not await _attempt(tally, run_once(conn, tally, time.perf_counter(), question)):
-                return
+            await slot.run(ws_url, tally, time.perf_counter(), question)
 
     started = time.perf_counter()
-    await asyncio.gather(*(loop(conn) for conn in connections))
+    await asyncio.gather(*(loop(slot) for slot in slots))
     tally.elapsed_s = time.perf_counter() - started
-    await close_all(connections)
+    await _close_slots(slots)
     return tally
 
 
@@ -272,28 +305,24 @@ async def open_loop(
     """Messages due at a fixed rate, whatever the server's pace, over a pool of connections (one per
     token, one run at a time each). Latency counts from when a message was due, so time spent waiting
     for a free connection is included rather than hidden (no coordinated omission)."""
-    connections, tally = await connect_all(ws_url, tokens, len(tokens), concurrency=64)
-    tally.connect_s.clear()
-    idle: asyncio.Queue[Connection] = asyncio.Queue()
-    for conn in connections:
-        idle.put_nowait(conn)
+    tally = Tally()
+    idle: asyncio.Queue[_Slot] = asyncio.Queue()
+    slots = await _slots(ws_url, tokens, tally)
+    for slot in slots:
+        idle.put_nowait(slot)
     count = max(1, round(rate_per_s * duration_s))
     start = time.perf_counter() + 0.05
 
     async def fire(index: int) -> None:
         due = start + index / rate_per_s
         await asyncio.sleep(max(0.0, due - time.perf_counter()))
+        slot = await idle.get()
         try:
-            conn = await asyncio.wait_for(idle.get(), 60)
-        except TimeoutError:
-            tally.errors["timeout"] += 1  # every connection of the pool is gone or stuck
-            return
-        if await _attempt(tally, run_once(conn, tally, due, question)):
-            idle.put_nowait(conn)
-        else:
-            await conn.close()
+            await slot.run(ws_url, tally, due, question)
+        finally:
+            idle.put_nowait(slot)
 
     await asyncio.gather(*(fire(i) for i in range(count)))
     tally.elapsed_s = time.perf_counter() - start
-    await close_all(connections)
+    await _close_slots(slots)
     return tally
