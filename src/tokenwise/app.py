@@ -21,7 +21,7 @@ from tokenwise.web import (
     report_routes,
     sse,
 )
-from tokenwise.web.websocket import websocket_endpoint
+from tokenwise.web.websocket import CHAT_PATHS, websocket_endpoint
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -49,7 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(report_routes.router)
         app.include_router(diagnostics.router)
         app.include_router(sse.router)
-        app.add_api_websocket_route("/ws", websocket_endpoint)
-        app.add_api_websocket_route("/api/v1/websocket", websocket_endpoint)
+        for path in CHAT_PATHS:
+            app.add_api_websocket_route(path, websocket_endpoint)
         frontend.install(app)  # the web app at /, talking to this process's /auth and /api
     return app

@@ -1,35 +1,54 @@
-"""The in-process bus: one bounded queue per subscription; a full queue drops and flags overflow."""
+"""The in-process bus: one bounded buffer per subscription; a full buffer drops and flags overflow."""
 
 from __future__ import annotations
 
 import asyncio
-from collections import defaultdict
+from collections import defaultdict, deque
 
 from tokenwise.bus.base import Overflowed
 from tokenwise.session.events import RunEvent
 
 
 class MemorySubscription:
+    """A bounded buffer with one waiter: an idle connection holds a deque and nothing else."""
+
+    __slots__ = ("_bus", "_events", "_maxsize", "_overflowed", "_waiter", "user_id")
+
     def __init__(self, bus: MemoryBus, user_id: str, maxsize: int) -> None:
-        self._bus, self.user_id = bus, user_id
-        self._queue: asyncio.Queue[RunEvent] = asyncio.Queue(maxsize)
+        self._bus, self.user_id, self._maxsize = bus, user_id, maxsize
+        # Allocated on the first event and dropped when drained: an idle subscription holds no buffer.
+        self._events: deque[RunEvent] | None = None
         self._overflowed = False
+        self._waiter: asyncio.Future[None] | None = None
 
     def put(self, event: RunEvent) -> None:
-        try:
-            self._queue.put_nowait(event)
-        except asyncio.QueueFull:
+        if self._events is None:
+            self._events = deque()
+        elif len(self._events) >= self._maxsize:
             # Never block the publisher for one slow reader: drop, and let the reader resync from storage.
             self._overflowed = True
+            return
+        self._events.append(event)
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
 
     async def get(self) -> RunEvent:
-        if self._overflowed and self._queue.empty():
-            self._overflowed = False
-            raise Overflowed
-        return await self._queue.get()
+        while not self._events:
+            if self._overflowed:
+                self._overflowed = False
+                raise Overflowed
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        event = self._events.popleft()
+        if not self._events:
+            self._events = None
+        return event
 
     def pending(self) -> int:
-        return self._queue.qsize()
+        return len(self._events) if self._events is not None else 0
 
     async def close(self) -> None:
         self._bus.unsubscribe(self)

@@ -33,7 +33,11 @@ class Database:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         if self.is_sqlite:
-            self.engine: AsyncEngine = create_async_engine(url, pool_size=1, max_overflow=0, pool_timeout=30)
+            # Every use of the connection ends its own transaction (session.begin()), so the pool's
+            # rollback on return would only be one more round trip to the SQLite thread.
+            self.engine: AsyncEngine = create_async_engine(
+                url, pool_size=1, max_overflow=0, pool_timeout=30, pool_reset_on_return=None
+            )
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         else:
             self.engine = create_async_engine(

@@ -115,10 +115,8 @@ class Chat:
         client_message_id: str | None = None,
     ) -> Submission:
         """Store a user message and its run (a new thread when none is named); idempotent per client id."""
-        if client_message_id is not None:
-            seen = await self._seen(user_id, client_message_id)
-            if seen is not None:
-                return seen
+        # No lookup first: a repeated client_message_id is caught by the unique constraint, so the common
+        # case (a new message) costs one transaction on the way to the run's first event.
         message_id, run_id = str(uuid.uuid4()), str(uuid.uuid4())
         now = utcnow()
         try:
@@ -157,7 +155,7 @@ class Chat:
                     )
                 )
         except IntegrityError:
-            # Two frames with one client_message_id raced; the other one won and owns the run.
+            # This client_message_id was seen before (or raced with a twin): the first one owns the run.
             seen = await self._seen(user_id, client_message_id) if client_message_id else None
             if seen is None:
                 raise
