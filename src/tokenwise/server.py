@@ -10,11 +10,10 @@ from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
-from uvicorn._types import ASGISendEvent
-from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from tokenwise.config import Settings
 from tokenwise.services.container import Services
+from tokenwise.web.lean_protocol import LeanWebSocketProtocol
 from tokenwise.web.websocket import ChatFastPath
 
 log = logging.getLogger(__name__)
@@ -43,16 +42,6 @@ class Server(uvicorn.Server):
         # uvicorn re-raises a handled SIGTERM once serving ends, so the process would die by the signal
         # (status -15). The shutdown was graceful: exit 0, as process managers expect.
         self._captured_signals = [s for s in self._captured_signals if s != signal.SIGTERM]
-
-
-class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
-    """uvicorn's sans-I/O WebSocket protocol, minus the handshake request and response it keeps for the
-    connection's whole life once the 101 is sent (about 5 KiB of each idle connection)."""
-
-    async def send(self, message: ASGISendEvent) -> None:
-        await super().send(message)
-        if message["type"] == "websocket.accept":
-            self.request = self.response = None  # type: ignore[assignment]
 
 
 class _DenialIsNotAnError(logging.Filter):
