@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from support.live import LiveServer, test_settings
+from support.live import LiveServer, ServerProcess, test_settings
+from tokenwise.db.migrate import upgrade
 
 
 @pytest.fixture(scope="module")
@@ -33,3 +34,14 @@ def start_server(tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
     yield start
     for live in started:
         live.stop()
+
+
+@pytest.fixture
+def processes(tmp_path: Path) -> Iterator[list[ServerProcess]]:
+    """Server processes of one test (see `support.live.spawn`), sharing one database migrated here in
+    `tmp_path`; every one is killed afterwards, whatever happened."""
+    upgrade(f"sqlite+aiosqlite:///{(tmp_path / 'tokenwise.db').resolve()}")
+    started: list[ServerProcess] = []
+    yield started
+    for process in started:
+        process.stop()

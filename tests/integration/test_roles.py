@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -13,8 +12,7 @@ import pytest
 from websockets.exceptions import InvalidStatus
 
 from support.clients import collect_run, open_ws, send_message, signup
-from support.live import ServerProcess, wait_healthy
-from tokenwise.db.migrate import upgrade
+from support.live import ServerProcess, spawn, wait_healthy
 from tokenwise.security.keys import generate_key_file
 from tokenwise.session.contract import missing_critical, violations
 
@@ -22,24 +20,6 @@ pytestmark = pytest.mark.slow
 
 # The API refetches the JWKS for an unknown kid at most this often (security/keysource.py).
 _JWKS_REFETCH_S = 2.0
-
-
-@pytest.fixture
-def processes(tmp_path: Path) -> Iterator[list[ServerProcess]]:
-    """Every process a test starts is killed afterwards, whatever happened. They share one database."""
-    # Migrated once, here, rather than by a `tokenwise migrate` subprocess per server process.
-    upgrade(f"sqlite+aiosqlite:///{(tmp_path / 'tokenwise.db').resolve()}")
-    started: list[ServerProcess] = []
-    yield started
-    for process in started:
-        process.stop()
-
-
-def _spawn(started: list[ServerProcess], data_dir: Path, role: str, **env: str) -> ServerProcess:
-    """Start a process without waiting for it (see `_healthy`): the processes of a test boot in parallel."""
-    process = ServerProcess(data_dir, role=role, migrate=False, **env)
-    started.append(process)
-    return process.start(wait=False)
 
 
 def _healthy(*processes: ServerProcess) -> None:
@@ -54,8 +34,8 @@ def _bearer(token: str) -> dict[str, str]:
 async def test_api_process_verifies_auth_process_tokens_and_serves_a_full_run(
     tmp_path: Path, processes: list[ServerProcess]
 ) -> None:
-    auth = _spawn(processes, tmp_path, "auth")
-    api = _spawn(processes, tmp_path, "api", TOKENWISE_AUTH_URL=auth.url)
+    auth = spawn(processes, tmp_path, "auth")
+    api = spawn(processes, tmp_path, "api", TOKENWISE_AUTH_URL=auth.url)
     _healthy(auth, api)
 
     async with httpx.AsyncClient(timeout=10) as http:
@@ -96,11 +76,11 @@ async def test_api_process_verifies_auth_process_tokens_and_serves_a_full_run(
 async def test_api_readiness_names_the_unreachable_auth_service_until_it_is_back(
     tmp_path: Path, processes: list[ServerProcess]
 ) -> None:
-    auth = _spawn(processes, tmp_path, "auth")
+    auth = spawn(processes, tmp_path, "auth")
     _healthy(auth)
     account = await signup(auth.url)
     auth.stop()  # the auth service is down: its port refuses connections
-    api = _spawn(processes, tmp_path, "api", TOKENWISE_AUTH_URL=auth.url)
+    api = spawn(processes, tmp_path, "api", TOKENWISE_AUTH_URL=auth.url)
     _healthy(api)
 
     async with httpx.AsyncClient(base_url=api.url, timeout=10) as http:
@@ -135,14 +115,14 @@ async def test_api_readiness_names_the_unreachable_auth_service_until_it_is_back
 async def test_api_rejects_tokens_whose_issuer_or_audience_it_does_not_expect(
     tmp_path: Path, processes: list[ServerProcess]
 ) -> None:
-    auth = _spawn(
+    auth = spawn(
         processes,
         tmp_path,
         "auth",
         TOKENWISE_JWT_ISSUER="issuer-of-auth",
         TOKENWISE_JWT_AUDIENCE="audience-of-auth",
     )
-    other_issuer = _spawn(
+    other_issuer = spawn(
         processes,
         tmp_path,
         "api",
@@ -150,7 +130,7 @@ async def test_api_rejects_tokens_whose_issuer_or_audience_it_does_not_expect(
         TOKENWISE_JWT_ISSUER="issuer-of-api",
         TOKENWISE_JWT_AUDIENCE="audience-of-auth",
     )
-    other_audience = _spawn(
+    other_audience = spawn(
         processes,
         tmp_path,
         "api",
@@ -182,8 +162,8 @@ async def test_api_rejects_tokens_whose_issuer_or_audience_it_does_not_expect(
 async def test_api_fetches_the_jwks_again_for_the_kid_of_a_rotated_key(
     tmp_path: Path, processes: list[ServerProcess]
 ) -> None:
-    auth = _spawn(processes, tmp_path, "auth")
-    api = _spawn(processes, tmp_path, "api", TOKENWISE_AUTH_URL=auth.url)
+    auth = spawn(processes, tmp_path, "auth")
+    api = spawn(processes, tmp_path, "api", TOKENWISE_AUTH_URL=auth.url)
     _healthy(auth, api)
     old = await signup(auth.url)
     async with httpx.AsyncClient(base_url=api.url, timeout=10) as http:

@@ -147,3 +147,12 @@ class ServerProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+def spawn(started: list[ServerProcess], data_dir: Path, role: str, **env: str) -> ServerProcess:
+    """Start a process on the database migrated in `data_dir`, without waiting for it (the processes of a
+    test boot in parallel; wait with `wait_healthy`). It joins `started`, which the `processes` fixture
+    stops after the test."""
+    process = ServerProcess(data_dir, role=role, migrate=False, **env)
+    started.append(process)
+    return process.start(wait=False)

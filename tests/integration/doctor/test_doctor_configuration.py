@@ -7,41 +7,24 @@ Real processes, as deployed: `--role auth` and `--role api` sharing a database, 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from support.clients import signup
 from support.doctor import credentials, diagnose_now, run_doctor
-from support.live import ServerProcess, wait_healthy
+from support.live import ServerProcess, spawn, wait_healthy
 from support.nginx import Nginx
-from tokenwise.db.migrate import upgrade
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def processes(tmp_path: Path) -> Iterator[list[ServerProcess]]:
-    upgrade(f"sqlite+aiosqlite:///{(tmp_path / 'tokenwise.db').resolve()}")
-    started: list[ServerProcess] = []
-    yield started
-    for process in started:
-        process.stop()
-
-
-def _spawn(started: list[ServerProcess], data_dir: Path, role: str, **env: str) -> ServerProcess:
-    """A process on the shared database (in `data_dir`'s parent test directory)."""
-    process = ServerProcess(data_dir, role=role, migrate=False, **env)
-    started.append(process)
-    return process.start(wait=False)
 
 
 def test_an_issuer_mismatch_between_auth_and_api_is_configuration(
     tmp_path: Path, processes: list[ServerProcess], proxy: Callable[..., Nginx]
 ) -> None:
-    auth = _spawn(processes, tmp_path, "auth", TOKENWISE_JWT_ISSUER="https://auth.example")
-    api = _spawn(
+    auth = spawn(processes, tmp_path, "auth", TOKENWISE_JWT_ISSUER="https://auth.example")
+    api = spawn(
         processes, tmp_path, "api", TOKENWISE_AUTH_URL=auth.url, TOKENWISE_JWT_ISSUER="https://api.example"
     )
     for process in (auth, api):
@@ -67,9 +50,9 @@ def test_an_api_verifying_against_another_auth_service_keys_is_configuration(
     tmp_path: Path, processes: list[ServerProcess], proxy: Callable[..., Nginx]
 ) -> None:
     # Two auth processes with their own keys; clients sign in at one, the API trusts the other.
-    signing = _spawn(processes, tmp_path, "auth", TOKENWISE_KEY_DIR=str(tmp_path / "keys-a"))
-    other = _spawn(processes, tmp_path, "auth", TOKENWISE_KEY_DIR=str(tmp_path / "keys-b"))
-    api = _spawn(processes, tmp_path, "api", TOKENWISE_AUTH_URL=other.url)
+    signing = spawn(processes, tmp_path, "auth", TOKENWISE_KEY_DIR=str(tmp_path / "keys-a"))
+    other = spawn(processes, tmp_path, "auth", TOKENWISE_KEY_DIR=str(tmp_path / "keys-b"))
+    api = spawn(processes, tmp_path, "api", TOKENWISE_AUTH_URL=other.url)
     for process in (signing, other, api):
         wait_healthy(process.url)
     nginx = proxy({"/auth/": signing.url, "/": api.url})
