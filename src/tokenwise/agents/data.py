@@ -6,6 +6,7 @@ import asyncio
 import time
 from typing import Any
 
+from tokenwise.agents import period
 from tokenwise.agents.base import RunContext
 from tokenwise.agents.figures import count, days, usd
 from tokenwise.agents.figures import rate as per_s
@@ -29,9 +30,26 @@ def dataset_info(dataset: dict[str, Any]) -> JSON:
     }
 
 
-def _measure(paths: list[Any], prices: PriceBook, defaults: dict[str, str]) -> tuple[JSON, JSON]:
+def _measure(
+    paths: list[Any], prices: PriceBook, defaults: dict[str, str], time_range: JSON | None
+) -> tuple[JSON, JSON, JSON | None]:
     # JSON conversion too: on a year of hourly groups it is work the event loop should not do.
-    return analyze(paths, prices, defaults).to_json(), profile(paths, prices, defaults).to_json()
+    found = profile(paths, prices, defaults)
+    bounds = period.resolve(time_range, found.end)
+    if bounds is None:
+        return analyze(paths, prices, defaults).to_json(), found.to_json(), None
+    assert time_range is not None
+    window: JSON = {
+        "asked": period.describe(time_range),
+        "start": bounds[0].isoformat() if bounds[0] else None,
+        "end": bounds[1].isoformat() if bounds[1] else None,
+        "applied": True,
+    }
+    analysis = analyze(paths, prices, defaults, period=bounds)
+    if not analysis.measurements.requests:
+        # Nothing in the period asked for: measure everything rather than report an empty period.
+        analysis, window["applied"] = analyze(paths, prices, defaults), False
+    return analysis.to_json(), found.to_json(), window
 
 
 async def _measure_usage(ctx: RunContext, args: JSON) -> JSON:
@@ -42,7 +60,9 @@ async def _measure_usage(ctx: RunContext, args: JSON) -> JSON:
         return {"has_data": False, "datasets": len(datasets), "rows": 0, "datasets_info": datasets}
     started = time.perf_counter()
     # DuckDB work of 0.1-2 s: in a worker thread, so the event loop keeps serving every other run.
-    analysis, found = await asyncio.to_thread(_measure, paths, usage.prices, await usage.default_models())
+    analysis, found, window = await asyncio.to_thread(
+        _measure, paths, usage.prices, await usage.default_models(), args.get("time_range")
+    )
     return {
         "has_data": found["rows"] > 0,
         "datasets": len(datasets),
@@ -50,6 +70,7 @@ async def _measure_usage(ctx: RunContext, args: JSON) -> JSON:
         "datasets_info": datasets,
         "analysis": analysis,
         "profile": found,
+        "window": window,
         "elapsed_ms": round((time.perf_counter() - started) * 1000, 1),
     }
 
@@ -73,6 +94,7 @@ def _compact(result: JSON) -> JSON:
         ],
         "peak_requests_per_s": m["rate"]["peak_per_second"],
         "strategies": [s["type"] for s in analysis["strategies"]],
+        "window": result.get("window"),
         "elapsed_ms": result["elapsed_ms"],
     }
 
@@ -89,6 +111,11 @@ MEASURE_USAGE = Tool(
             "named_models": {
                 "type": "object",
                 "description": "Dataset name -> the model named for its rows.",
+            },
+            "time_range": {
+                "type": "object",
+                "description": "The period the question asks about (from triage): days back from the newest "
+                "request, or start/end dates.",
             },
         },
         "additionalProperties": False,
@@ -145,6 +172,9 @@ async def run_data(ctx: RunContext, scope: AgentScope) -> JSON:
         "datasets": [str(d.get("name")) for d in datasets],
         "named_models": {str(d.get("name")): d["model"] for d in datasets if d.get("model")},
     }
+    time_range = ((ctx.results.get("triage") or {}).get("entities") or {}).get("time_range")
+    if time_range:
+        args["time_range"] = time_range
     result = await scope.call(MEASURE_USAGE, args)
     if result.get("analysis"):
         for line in findings(result["analysis"]):

@@ -229,12 +229,14 @@ def _notes(
     ]
     if analysis is not None:
         notes += [str(n) for n in analysis.get("notes", [])]
-    span = entities.get("time_range")
-    if isinstance(span, dict) and m.get("period"):
-        asked = span.get("text") or f"{span.get('start')} to {span.get('end', 'now')}"
+    window = (results.get("data") or {}).get("window")
+    if isinstance(window, dict) and m.get("period"):
+        covered = f"{str(m['period']['start'])[:16]} to {str(m['period']['end'])[:16]}"
         notes.append(
-            f"You asked about {asked}; the figures cover everything uploaded "
-            f"({str(m['period']['start'])[:10]} to {str(m['period']['end'])[:10]})."
+            f"You asked about {window['asked']}: the figures cover the requests of that period ({covered})."
+            if window.get("applied")
+            else f"You asked about {window['asked']}, but no request falls in it: the figures cover "
+            f"everything uploaded ({covered})."
         )
     notes.append(
         "Every figure is computed from your usage data by the analysis tools; none comes from a "

@@ -62,15 +62,19 @@ def analyze(
     *,
     now: datetime | None = None,
     thresholds: Thresholds | None = None,
+    period: tuple[datetime | None, datetime | None] = (None, None),
 ) -> Analysis:
-    """Analyze normalized Parquet datasets; `default_models` maps a path to the model its rows lack."""
+    """Analyze normalized Parquet datasets; `default_models` maps a path to the model its rows lack.
+
+    `period` limits the analysis to requests in [start, end) (either bound may be None).
+    """
     if not paths:
         raise InvalidInput("The analysis needs at least one dataset.", field="paths")
     rules = thresholds or Thresholds()
     now = now or datetime.now(UTC)
     con = duckdb.connect()
     try:
-        loaded = load(con, paths, prices, default_models)
+        loaded = load(con, paths, prices, default_models, period)
         measurements = measure(con, rules.retry_window_s)
         strategies = propose(Context(con, measurements, rules)) if measurements.requests else []
     finally:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import duckdb
 
@@ -41,6 +42,7 @@ WITH raw AS (
         r.latency_ms, COALESCE(r.is_error, false) AS is_error, r.max_output_tokens,
         r.cost_usd AS reported_cost
     FROM read_parquet($paths, filename = true) r LEFT JOIN defaults d USING (filename)
+    WHERE ($start IS NULL OR r.ts >= $start) AND ($end IS NULL OR r.ts < $end)
 )
 SELECT raw.*, hash(model, prompt_hash) AS prompt_key, hash(model, prefix_hash) AS prefix_key,
     p.in_p, p.cached_p, p.out_p, p.batch_discount,
@@ -63,8 +65,9 @@ def load(
     paths: Sequence[str | os.PathLike[str]],
     book: PriceBook,
     default_models: Mapping[str, str] | None = None,
+    period: tuple[datetime | None, datetime | None] = (None, None),
 ) -> Loaded:
-    """Create the `usage` table on `con` from normalized Parquet files."""
+    """Create the `usage` table on `con` from normalized Parquet files, limited to `period` [start, end)."""
     files = [os.fspath(p) for p in paths]
     con.execute("CREATE OR REPLACE TEMP TABLE defaults (filename VARCHAR, model VARCHAR)")
     if default_models:
@@ -77,9 +80,15 @@ def load(
         {"paths": files},
     ).fetchall()
     prices = _price_table(con, book, [m for (m,) in models if m is not None])
-    con.execute(_USAGE, {"paths": files})
+    start, end = (_naive_utc(bound) for bound in period)
+    con.execute(_USAGE, {"paths": files, "start": start, "end": end})
     unpriced = con.execute("SELECT model, count(*) FROM usage WHERE cost IS NULL GROUP BY model").fetchall()
     return Loaded(prices=prices, unpriced={model: int(n) for model, n in unpriced})
+
+
+def _naive_utc(moment: datetime | None) -> datetime | None:
+    # The stored `ts` is a naive UTC TIMESTAMP; compare like with like.
+    return moment.astimezone(UTC).replace(tzinfo=None) if moment is not None and moment.tzinfo else moment
 
 
 def _price_table(con: duckdb.DuckDBPyConnection, book: PriceBook, models: list[str]) -> dict[str, ModelPrice]:
