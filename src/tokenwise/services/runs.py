@@ -178,9 +178,6 @@ class Runs:
             await self._finish(context, recorder, recorder.final, outcome)
         return len(orphans)
 
-    def active(self) -> int:
-        return len(self._tasks)
-
     async def stop(self, grace_s: float) -> None:
         """Let runs finish within the grace period, then cancel the rest (each still ends).
 

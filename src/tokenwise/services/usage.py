@@ -13,12 +13,6 @@ class NoUsageData:
 
     prices: PriceBook = NO_PRICES
 
-    async def dataset_count(self) -> int:
-        return 0
-
-    async def row_count(self) -> int:
-        return 0
-
     async def parquet_paths(self) -> list[Path]:
         return []
 

@@ -17,6 +17,11 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def _is_final(agent_name: str, type: str, data: dict[str, Any]) -> bool:
+    """The run's last event: the supervisor's agent_completed or agent_error marked final."""
+    return agent_name == SUPERVISOR and type in ("agent_completed", "agent_error") and bool(data.get("final"))
+
+
 @dataclass(frozen=True, slots=True)
 class RunEvent:
     """One event of one run. `body` is the envelope's JSON, exactly as stored and sent."""
@@ -54,25 +59,14 @@ class RunEvent:
         if tool_name is not None:
             envelope["tool_name"] = tool_name
         envelope["data"] = data
-        final = (
-            agent_name == SUPERVISOR
-            and type in ("agent_completed", "agent_error")
-            and bool(data.get("final"))
-        )
-        return cls(
-            user_id, run_id, seq, type, final, json.dumps(envelope, default=str, separators=(",", ":"))
-        )
+        body = json.dumps(envelope, default=str, separators=(",", ":"))
+        return cls(user_id, run_id, seq, type, _is_final(agent_name, type, data), body)
 
     @classmethod
     def from_body(cls, user_id: str, body: str) -> RunEvent:
         """Rebuild an event from its stored JSON."""
         envelope = json.loads(body)
-        data = envelope.get("data") or {}
-        final = (
-            envelope["agent_name"] == SUPERVISOR
-            and envelope["type"] in ("agent_completed", "agent_error")
-            and bool(data.get("final"))
-        )
+        final = _is_final(envelope["agent_name"], envelope["type"], envelope.get("data") or {})
         return cls(user_id, envelope["run_id"], envelope["seq"], envelope["type"], final, body)
 
     def envelope(self) -> dict[str, Any]:

@@ -7,8 +7,6 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from tokenwise.errors import InvalidInput
-
 MAX_CONTENT_CHARS = 32_000
 Id = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 
@@ -140,8 +138,3 @@ def parse_frame(text: str) -> ClientFrame:
         error = exc.errors()[0]
         field = ".".join(str(part) for part in error["loc"]) or "type"
         raise ProtocolError("invalid_message", f"{field}: {error['msg']}", field=field) from exc
-
-
-def as_invalid_input(error: ProtocolError) -> InvalidInput:
-    """The same mistake as a domain error, for the HTTP adapters."""
-    return InvalidInput(error.message, field=error.field)

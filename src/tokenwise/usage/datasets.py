@@ -338,9 +338,6 @@ class DatasetUsage:
             self._rows = await self._datasets.list(self.user_id)
         return self._rows
 
-    async def dataset_count(self) -> int:
-        return len(await self._all())
-
     async def row_count(self) -> int:
         return sum(row.row_count for row in await self._all())
 

@@ -61,9 +61,6 @@ class Flag:
         self._set = False
         self._waiters: list[asyncio.Future[None]] | None = None
 
-    def is_set(self) -> bool:
-        return self._set
-
     def set(self) -> None:
         self._set = True
         waiters, self._waiters = self._waiters, None

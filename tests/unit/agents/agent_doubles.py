@@ -102,12 +102,6 @@ class Usage:
         self.prices = prices
         self.models: dict[str, str] = {}
 
-    async def dataset_count(self) -> int:
-        return len(self.paths)
-
-    async def row_count(self) -> int:
-        return self.rows
-
     async def parquet_paths(self) -> list[Path]:
         return list(self.paths)
 
