@@ -30,16 +30,19 @@ OPTIONAL = (
     "prefix_hash",
     "max_output_tokens",
     "user_tag",
+    "team",
+    "project",
+    "api_key",
 )
 
 _TOTALS = f"""
 SELECT count(*), min(ts), max(ts), {", ".join(f"count({c})" for c in OPTIONAL)}
-FROM read_parquet($paths)
+FROM read_parquet($paths, union_by_name = true)
 """  # noqa: S608 - only the constant column names above are interpolated
 
 _MODELS = """
 SELECT COALESCE(r.model, d.model) AS m, count(*), count(r.cost_usd)
-FROM read_parquet($paths, filename = true) r LEFT JOIN defaults d USING (filename)
+FROM read_parquet($paths, filename = true, union_by_name = true) r LEFT JOIN defaults d USING (filename)
 GROUP BY 1 ORDER BY 2 DESC
 """
 

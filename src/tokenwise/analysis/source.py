@@ -34,14 +34,15 @@ CREATE OR REPLACE TEMP TABLE usage AS
 WITH raw AS (
     SELECT r.ts,
         COALESCE(r.model, d.model) AS model,
-        r.feature, {_key("r.request_id")} AS request_id, {_key("r.prompt_hash")} AS prompt_hash,
+        r.feature, {{optional}}, r.request_id AS request_ref,
+        {_key("r.request_id")} AS request_id, {_key("r.prompt_hash")} AS prompt_hash,
         {_key("r.prefix_hash")} AS prefix_hash,
         COALESCE(r.input_tokens, 0) AS input_tokens,
         COALESCE(r.output_tokens, 0) AS output_tokens,
         LEAST(COALESCE(r.cached_input_tokens, 0), COALESCE(r.input_tokens, 0)) AS cached_input_tokens,
         r.latency_ms, COALESCE(r.is_error, false) AS is_error, r.max_output_tokens,
         r.cost_usd AS reported_cost
-    FROM read_parquet($paths, filename = true) r LEFT JOIN defaults d USING (filename)
+    FROM read_parquet($paths, filename = true, union_by_name = true) r LEFT JOIN defaults d USING (filename)
     WHERE ($start IS NULL OR r.ts >= $start) AND ($end IS NULL OR r.ts < $end)
 )
 SELECT raw.*, hash(model, prompt_hash) AS prompt_key, hash(model, prefix_hash) AS prefix_key,
@@ -50,6 +51,19 @@ SELECT raw.*, hash(model, prompt_hash) AS prompt_key, hash(model, prefix_hash) A
     COALESCE(reported_cost, {_LIST_COST}) AS cost
 FROM raw LEFT JOIN prices p USING (model)
 """  # noqa: S608 - only constant SQL fragments are interpolated
+
+
+# Columns added to the schema later: files written before them do not have them (read as NULL).
+_LATER = ("user_tag", "team", "project", "api_key", "provider")
+
+
+def _usage_sql(con: duckdb.DuckDBPyConnection, files: list[str]) -> str:
+    described = con.execute(
+        "DESCRIBE SELECT * FROM read_parquet($paths, union_by_name = true)", {"paths": files}
+    ).fetchall()
+    present = {str(row[0]) for row in described}
+    optional = ", ".join(f"r.{c} AS {c}" if c in present else f"CAST(NULL AS VARCHAR) AS {c}" for c in _LATER)
+    return _USAGE.replace("{optional}", optional)
 
 
 @dataclass(frozen=True)
@@ -75,13 +89,14 @@ def load(
             "INSERT INTO defaults VALUES (?, ?)", [(os.fspath(k), v) for k, v in default_models.items()]
         )
     models = con.execute(
-        "SELECT DISTINCT COALESCE(r.model, d.model) FROM read_parquet($paths, filename = true) r "
+        "SELECT DISTINCT COALESCE(r.model, d.model) "
+        "FROM read_parquet($paths, filename = true, union_by_name = true) r "
         "LEFT JOIN defaults d USING (filename)",
         {"paths": files},
     ).fetchall()
     prices = _price_table(con, book, [m for (m,) in models if m is not None])
     start, end = (_naive_utc(bound) for bound in period)
-    con.execute(_USAGE, {"paths": files, "start": start, "end": end})
+    con.execute(_usage_sql(con, files), {"paths": files, "start": start, "end": end})
     unpriced = con.execute("SELECT model, count(*) FROM usage WHERE cost IS NULL GROUP BY model").fetchall()
     return Loaded(prices=prices, unpriced={model: int(n) for model, n in unpriced})
 

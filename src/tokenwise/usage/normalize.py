@@ -124,7 +124,17 @@ class Plan:
         for field in ("cached_input_tokens", "max_output_tokens"):
             if field in m:
                 exprs[field] = f"CAST(n_{field} AS BIGINT)"
-        for field in ("model", "provider", "user_tag", "feature", "request_id", "prompt_hash"):
+        for field in (
+            "model",
+            "provider",
+            "user_tag",
+            "feature",
+            "team",
+            "project",
+            "api_key",
+            "request_id",
+            "prompt_hash",
+        ):
             if field in m:
                 exprs[field] = f"f_{field}"
         if self.options.default_model:

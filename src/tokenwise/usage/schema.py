@@ -29,13 +29,18 @@ COLUMNS: tuple[Column, ...] = (
     Column("cost_usd", "DOUBLE", False, "cost as reported by the source; NULL: priced from the price table"),
     Column("status", "VARCHAR", False, "status or error text as in the source"),
     Column("is_error", "BOOLEAN", False, "the request failed (derived from status)"),
-    Column("user_tag", "VARCHAR", False, "end user or API key the request was made for"),
+    Column("user_tag", "VARCHAR", False, "end user the request was made for"),
     Column("feature", "VARCHAR", False, "feature, tag or route of the application that made the request"),
     Column("request_id", "VARCHAR", False, "request id (repeats link retries of one request)"),
     Column("prompt_hash", "VARCHAR", False, "hash of the full prompt (exact duplicates)"),
     Column("prefix_hash", "VARCHAR", False, "hash of the prompt's first 1,024 characters (shared prefixes)"),
     Column("max_output_tokens", "BIGINT", False, "the request's max_tokens / output cap"),
     Column("prompt_text", "VARCHAR", False, "prompt text, kept only when the user asks to keep it"),
+    # Added after the first release: files written before them lack these columns, and every reader
+    # uses `union_by_name` so that they read as NULL there.
+    Column("team", "VARCHAR", False, "team (or team id) that owns the request"),
+    Column("project", "VARCHAR", False, "project or workspace the request belongs to"),
+    Column("api_key", "VARCHAR", False, "API key id or name the request was made with"),
 )
 NAMES: tuple[str, ...] = tuple(column.name for column in COLUMNS)
 REQUIRED: tuple[str, ...] = tuple(column.name for column in COLUMNS if column.required)

@@ -214,4 +214,4 @@ def test_openai_usage_api_buckets_expand_to_requests_with_exact_totals(tmp_path:
     assert sum(r["output_tokens"] for r in rows) == 503
     assert sum(r["cached_input_tokens"] for r in rows) == 100
     assert sorted(r["ts"] for r in rows)[-1] == datetime(2024, 11, 1, 18)
-    assert {(r["feature"], r["user_tag"], r["provider"]) for r in rows} == {("proj_1", "key_1", "openai")}
+    assert {(r["project"], r["api_key"], r["provider"]) for r in rows} == {("proj_1", "key_1", "openai")}
