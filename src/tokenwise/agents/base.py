@@ -44,6 +44,21 @@ class UsageSource(Protocol):
         ...
 
 
+class ThreadContext(Protocol):
+    """The earlier turns of the run's thread (never another thread's), oldest first."""
+
+    async def turns(self) -> list[dict[str, Any]]:
+        """Up to the last few `{"question": str, "plan": dict, "answer": str}` before this run."""
+        ...
+
+
+class NoThreadContext:
+    """A thread with nothing before this run."""
+
+    async def turns(self) -> list[dict[str, Any]]:
+        return []
+
+
 @dataclass
 class RunContext:
     """Everything one run of the pipeline needs."""
@@ -58,6 +73,7 @@ class RunContext:
     results: dict[str, dict[str, Any]] = field(default_factory=dict)
     # Phrases text only (a restatement, the narrative); figures always come from tools.
     language: LanguageModel = field(default_factory=NoLanguageModel)
+    thread: ThreadContext = field(default_factory=NoThreadContext)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from tokenwise.agents import period
 from tokenwise.agents.base import RunContext
 from tokenwise.agents.figures import count, days, usd
 from tokenwise.agents.figures import rate as per_s
+from tokenwise.agents.query_tools import FULL_ANALYSIS, RUN_QUERY, _compact_query
 from tokenwise.agents.tooling import JSON, Agent, AgentScope, Tool
 from tokenwise.analysis.engine import analyze
 from tokenwise.analysis.pricing import PriceBook
@@ -77,6 +78,9 @@ async def _measure_usage(ctx: RunContext, args: JSON) -> JSON:
 
 def _compact(result: JSON) -> JSON:
     analysis = result.get("analysis")
+    if not analysis and "query" in result:
+        return {"has_data": result["has_data"], "datasets": result["datasets"], "rows": result["rows"],
+                "query": _compact_query(result["query"])}  # fmt: skip
     if not analysis:
         return {"has_data": result["has_data"], "datasets": result["datasets"], "rows": result["rows"]}
     m = analysis["measurements"]
@@ -172,22 +176,35 @@ async def run_data(ctx: RunContext, scope: AgentScope) -> JSON:
         "datasets": [str(d.get("name")) for d in datasets],
         "named_models": {str(d.get("name")): d["model"] for d in datasets if d.get("model")},
     }
-    time_range = ((ctx.results.get("triage") or {}).get("entities") or {}).get("time_range")
-    if time_range:
-        args["time_range"] = time_range
-    result = await scope.call(MEASURE_USAGE, args)
-    if result.get("analysis"):
-        for line in findings(result["analysis"]):
-            scope.think(line)
-    else:
-        scope.think("No usage data has been uploaded; there is nothing to measure yet.")
+    triage = ctx.results.get("triage") or {}
+    plan = triage.get("plan") if isinstance(triage.get("plan"), dict) else None
+    result: JSON = {}
+    if plan is None or plan.get("intent") in FULL_ANALYSIS:
+        time_range = (triage.get("entities") or {}).get("time_range")
+        if time_range:
+            args["time_range"] = time_range
+        result = await scope.call(MEASURE_USAGE, args)
+        if result.get("analysis"):
+            for line in findings(result["analysis"]):
+                scope.think(line)
+        else:
+            scope.think("No usage data has been uploaded; there is nothing to measure yet.")
+    if plan is not None:
+        query = await scope.call(RUN_QUERY, plan)
+        found = query.get("scope") or {}
+        scope.think(f"The plan's scope holds {found.get('requests', 0):,} requests.")
+        result = {**result, "query": query, "plan": plan}
+        if "has_data" not in result:
+            data_rows = int((query.get("data") or {}).get("rows") or 0)
+            result.update(has_data=data_rows > 0, datasets=len(datasets), rows=data_rows,
+                          datasets_info=[dataset_info(d) for d in datasets])  # fmt: skip
     return result
 
 
 DATA = Agent(
     name="data",
     description="Measures the user's usage data: spend, tokens, rates, sizes, latency, errors and waste.",
-    tools=(MEASURE_USAGE,),
+    tools=(MEASURE_USAGE, RUN_QUERY),
     run=run_data,
     compact=_compact,
 )

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import math
+
 
 def usd(value: float | None) -> str:
-    """`$1,234.56`; amounts under a dollar keep four decimals; `unknown` when not measured."""
+    """`$1,234.56`; amounts under a dollar keep at least three significant digits (`$0.000345`);
+    `unknown` when not measured."""
     if value is None:
         return "unknown"
-    return f"${value:,.2f}" if abs(value) >= 1 or value == 0 else f"${value:,.4f}"
+    if abs(value) >= 1 or value == 0:
+        return f"-${-value:,.2f}" if value < 0 else f"${value:,.2f}"
+    decimals = max(4, 2 - math.floor(math.log10(abs(value))))
+    return f"-${-value:.{decimals}f}" if value < 0 else f"${value:.{decimals}f}"
 
 
 def count(value: float | int | None) -> str:
@@ -16,8 +22,12 @@ def count(value: float | int | None) -> str:
 
 
 def pct(value: float | None, digits: int = 1) -> str:
-    """`12.3%`."""
-    return "unknown" if value is None else f"{value:.{digits}f}%"
+    """`12.3%`; shares under 10% keep three significant digits (`3.21%`, `0.450%`)."""
+    if value is None:
+        return "unknown"
+    if value != 0 and abs(value) < 10 and digits >= 1:
+        digits = max(digits, 2 - math.floor(math.log10(abs(value))))
+    return f"{value:.{digits}f}%"
 
 
 def rate(value: float | None) -> str:

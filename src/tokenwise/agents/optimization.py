@@ -8,6 +8,7 @@ from typing import Any
 
 from tokenwise.agents.base import RunContext
 from tokenwise.agents.figures import pct, usd
+from tokenwise.agents.query_tools import PRICE_SCENARIO, _compact_scenario
 from tokenwise.agents.sufficiency import gaps
 from tokenwise.agents.tooling import JSON, Agent, AgentScope, Tool
 from tokenwise.analysis.profile import ModelRows, Profile
@@ -199,6 +200,8 @@ def _latency(entities: JSON, measured: dict[str, Any] | None) -> JSON | None:
 
 
 def _compact(result: JSON) -> JSON:
+    if "scenario" in result:
+        return {"quantified": result["quantified"], "scenario": _compact_scenario(result["scenario"])}
     return {
         "quantified": result["quantified"],
         "strategies": [
@@ -241,8 +244,20 @@ EVALUATE_STRATEGIES = Tool(
 
 
 async def run_optimization(ctx: RunContext, scope: AgentScope) -> JSON:
-    """Evaluate the measured strategies against what the user asked for."""
+    """Price the question's what-if, or evaluate the measured strategies against what the user asked for."""
     triage = ctx.results.get("triage", {})
+    plan = triage.get("plan") if isinstance(triage.get("plan"), dict) else None
+    if plan is not None and plan.get("intent") == "what_if":
+        scope.think(
+            f"Pricing the what-if ({plan['scenario']['kind']}) at list prices over the question's scope."
+        )
+        priced = await scope.call(PRICE_SCENARIO, plan)
+        if priced.get("saving_monthly_usd") is not None:
+            scope.think(
+                f"{usd(priced['saving_monthly_usd'])} a month ({pct(priced.get('saving_pct'))} of the scope's spend)."
+            )
+        return {"scenario": priced, "quantified": priced.get("saving_monthly_usd") is not None, "strategies": [],
+                "candidates": [], "not_checked": [], "target": None, "reason": "A priced what-if."}  # fmt: skip
     analysis = ctx.results.get("data", {}).get("analysis") or {}
     requests = int((analysis.get("measurements") or {}).get("requests") or 0)
     scope.think(f"Evaluating savings strategies measured on {requests:,} requests.")
@@ -267,7 +282,7 @@ async def run_optimization(ctx: RunContext, scope: AgentScope) -> JSON:
 OPTIMIZATION = Agent(
     name="optimization",
     description="Quantifies savings strategies from the measured data and checks them against the target.",
-    tools=(EVALUATE_STRATEGIES,),
+    tools=(EVALUATE_STRATEGIES, PRICE_SCENARIO),
     run=run_optimization,
     compact=_compact,
 )

@@ -25,8 +25,22 @@ def safe(value: object, limit: int = 120) -> str:
 
 
 def render(report: JSON) -> str:
-    """The report as markdown: blocks separated by blank lines, ending in a newline."""
+    """The report as markdown: blocks separated by blank lines, ending in a newline.
+
+    A direct answer leads; a plain question's report is the answer and what it rests on, while a savings
+    question's keeps every measurement and strategy below its answer.
+    """
+    answer = report.get("answer") if isinstance(report.get("answer"), dict) else None
+    plan = report.get("plan") if isinstance(report.get("plan"), dict) else {}
+    if answer is not None and plan.get("intent") not in ("optimize", "overview", None):
+        blocks = [f"# {report['title']}", *_answer(answer)]
+        blocks += _data(report.get("data") or {})
+        if report["notes"]:
+            blocks += ["## Notes", "\n".join(f"- {safe(note, 600)}" for note in report["notes"])]
+        return "\n\n".join(blocks) + "\n"
     blocks = [f"# {report['title']}", safe(report["summary"], 4000)]
+    if answer is not None and plan.get("intent") == "overview":
+        blocks[1:1] = _answer(answer)
     narrative = report.get("narrative") or {}
     if narrative.get("source") == "language_model":
         blocks.append(
@@ -58,6 +72,30 @@ def render(report: JSON) -> str:
     if report["notes"]:
         blocks += ["## Notes", "\n".join(f"- {safe(note, 600)}" for note in report["notes"])]
     return "\n\n".join(blocks) + "\n"
+
+
+def _answer(answer: JSON) -> list[str]:
+    from tokenwise.agents.answer import fmt  # noqa: PLC0415 - answer imports this module for `safe`
+
+    blocks = [f"**{safe(answer.get('text'), 4000)}**"]
+    notes = [*answer.get("readings", []), *answer.get("assumptions", [])]
+    if notes:
+        blocks.append("\n".join(f"- _{safe(n, 600)}_" for n in notes))
+    table = answer.get("table")
+    if isinstance(table, dict) and table.get("rows"):
+        columns = table["columns"]
+        head = "| " + " | ".join(safe(c["label"], 80) for c in columns) + " |"
+        rule = "| " + " | ".join("---" for _ in columns) + " |"
+        body = "\n".join(
+            "| " + " | ".join(
+                "—" if v is None
+                else safe(v, 80) if c.get("unit") is None or not isinstance(v, int | float) else fmt(v, c["unit"])
+                for c, v in zip(columns, row, strict=False)
+            ) + " |"
+            for row in table["rows"][:50]
+        )  # fmt: skip
+        blocks.append(f"{head}\n{rule}\n{body}")
+    return blocks
 
 
 def _data(data: JSON) -> list[str]:

@@ -7,11 +7,16 @@ answers the question, `partial` when something is missing (and the report says w
 
 from __future__ import annotations
 
+from pydantic import ValidationError
+
+from tokenwise.agents.answer import write
 from tokenwise.agents.data_helper import data_request
 from tokenwise.agents.figures import count, days, pct, usd
 from tokenwise.agents.optimization import load_profile
 from tokenwise.agents.sufficiency import judge
+from tokenwise.agents.query_tools import FULL_ANALYSIS
 from tokenwise.agents.tooling import JSON
+from tokenwise.analysis.plan import QueryPlan
 
 _TITLES = {
     "cost_optimization": "Cutting LLM spend",
@@ -45,8 +50,12 @@ def compose(results: dict[str, JSON]) -> JSON:
     failures = [name for name, r in results.items() if failed(r)]
     sufficiency = _sufficiency(triage, data, datasets, category)
 
+    plan = _plan(triage)
+    answer = _answer(plan, data, optimization)
     if rows == 0:
         report_type = "guidance"
+    elif plan is not None and plan.intent not in FULL_ANALYSIS and answer is not None:
+        report_type = "full" if answer["answerable"] and not failures else "partial"
     elif analysis is None or failures or sufficiency.get("level") != "sufficient":
         report_type = "partial"
     else:
@@ -66,12 +75,19 @@ def compose(results: dict[str, JSON]) -> JSON:
     ]
     measurements = _measurements(analysis, rows, _count(data.get("datasets", triage.get("datasets"))))
     title = _TITLES.get(category, _TITLES["general_question"])
+    if plan is not None and plan.intent not in FULL_ANALYSIS:
+        title = _INTENT_TITLES.get(plan.intent, title)
+    text = summary(measurements, strategies, optimization, entities, sufficiency, analysis is not None)
+    if answer is None and plan is not None and rows:
+        answer = _summary_answer(text, measurements, strategies, plan.intent)
+    if answer is not None and plan is not None and plan.intent not in FULL_ANALYSIS:
+        text = str(answer["text"])
     return {
         "report_type": report_type,
         "title": title + (": the data needed" if report_type == "guidance" else ""),
-        "summary": summary(
-            measurements, strategies, optimization, entities, sufficiency, analysis is not None
-        ),
+        "answer": answer,
+        "plan": plan.model_dump(mode="json") if plan is not None else None,
+        "summary": text,
         "narrative": {"source": "built-in"},
         "category": category,
         "entities": entities,
@@ -92,6 +108,61 @@ def compose(results: dict[str, JSON]) -> JSON:
         "series": _series(analysis),
         "notes": _notes(results, failures, analysis, entities, measurements),
     }
+
+
+_INTENT_TITLES = {
+    "total": "Totals",
+    "breakdown": "Breakdown",
+    "share": "Share of the total",
+    "top_requests": "Top requests",
+    "compare": "Comparison",
+    "trend": "Trend",
+    "forecast": "Forecast",
+    "unit_cost": "Unit economics",
+    "percentiles": "Latency and sizes",
+    "slo": "Requests over a threshold",
+    "what_if": "What-if",
+    "capacity": "Capacity",
+    "anomalies": "Anomalies",
+}
+
+
+def _plan(triage: JSON) -> QueryPlan | None:
+    raw = triage.get("plan")
+    if not isinstance(raw, dict):
+        return None
+    try:
+        return QueryPlan.model_validate(raw)
+    except ValidationError:
+        return None
+
+
+def _answer(plan: QueryPlan | None, data: JSON, optimization: JSON) -> JSON | None:
+    query = data.get("query")
+    if plan is None or not isinstance(query, dict) or plan.intent in ("optimize",):
+        return None
+    if query.get("no_data"):
+        return None
+    scenario = optimization.get("scenario") if isinstance(optimization.get("scenario"), dict) else None
+    if plan.intent == "what_if" and scenario is None:
+        return None
+    return write(plan, query, scenario)
+
+
+def _summary_answer(text: str, m: JSON, strategies: list[JSON], intent: str) -> JSON:
+    """The answer of a savings or overview question: the report's own summary and its leading figures."""
+    figures = [
+        {"label": "Requests", "value": m.get("requests"), "unit": "requests"},
+        {"label": "Spend", "value": m.get("spend_usd"), "unit": "usd"},
+        {"label": "Spend per month", "value": m.get("monthly_spend_usd"), "unit": "usd_per_month"},
+    ]
+    figures += [
+        {"label": str(s.get("type")), "value": s.get("monthly_savings_usd"), "unit": "usd_per_month"}
+        for s in strategies
+        if s.get("monthly_savings_usd") is not None
+    ]
+    return {"intent": intent, "text": text, "figures": figures, "table": None, "series": None, "readings": [],
+            "unknown": [], "missing": [], "answerable": True}  # fmt: skip
 
 
 def _sufficiency(triage: JSON, data: JSON, datasets: list[JSON], category: str) -> JSON:

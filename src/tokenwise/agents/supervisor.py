@@ -25,7 +25,7 @@ _PLANS = {
     "triage": "Starting with triage: what the question is about and whether there is data for it.",
     "data_helper": "There is no usage data; asking data_helper for exactly the data needed.",
     "data": "Measuring the usage data.",
-    "optimization": "Quantifying savings strategies from the measurements.",
+    "optimization": "Pricing the what-if or the savings strategies from the measurements.",
     "actions": "Turning the strategies into next steps.",
     "reporting": "Writing the report.",
 }
@@ -71,7 +71,7 @@ async def run_pipeline(
 async def _orchestrate(ctx: RunContext, roster: Mapping[str, Agent], ledger: CallLedger) -> tuple[JSON, str]:
     for name in PIPELINE[:-1]:
         agent = roster.get(name)
-        if agent is None or (name == "data_helper" and not _insufficient(ctx)):
+        if agent is None or (name == "data_helper" and not _insufficient(ctx)) or not _asked(ctx, name):
             continue
         ctx.sink.emit("agent_thinking", SUPERVISOR, {"thought": _PLANS.get(name, f"Running {name}.")})
         await _step(ctx, agent, ledger)
@@ -88,6 +88,17 @@ async def _orchestrate(ctx: RunContext, roster: Mapping[str, Agent], ledger: Cal
     for piece in deltas(markdown):
         ctx.sink.emit("partial_result", SUPERVISOR, {"delta": piece})
     return report, markdown
+
+
+# Which intents need the savings agents: a plain question is answered by triage, data and reporting.
+_NEEDED_BY = {"optimization": ("optimize", "overview", "what_if"), "actions": ("optimize", "overview")}
+
+
+def _asked(ctx: RunContext, name: str) -> bool:
+    plan = ctx.results.get("triage", {}).get("plan")
+    if name not in _NEEDED_BY or not isinstance(plan, dict):
+        return True
+    return plan.get("intent") in _NEEDED_BY[name]
 
 
 def _insufficient(ctx: RunContext) -> bool:

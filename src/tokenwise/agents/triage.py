@@ -7,6 +7,7 @@ import re
 
 from tokenwise.agents.base import RunContext
 from tokenwise.agents.phrasing import RESTATE_QUESTION, phrase
+from tokenwise.agents.query_tools import PLAN_QUERY
 from tokenwise.agents.sufficiency import judge
 from tokenwise.agents.tooling import JSON, Agent, AgentScope, Tool
 from tokenwise.analysis.profile import EMPTY, profile
@@ -193,10 +194,21 @@ async def run_triage(ctx: RunContext, scope: AgentScope) -> JSON:
         if item["field"] == "model":
             where = f" ({', '.join(item['datasets'])})" if item["datasets"] else ""
             scope.think(f"Which model served the rows without one{where}? To price them, {item['how']}.")
+    turns = await ctx.thread.turns()
+    planned = await scope.call(
+        PLAN_QUERY, {"question": ctx.question, "earlier_questions": [str(t["question"]) for t in turns]}
+    )
+    plan = planned["plan"]
+    scope.think(
+        f"Plan: {plan['intent']} of {plan.get('measure', 'spend')}"
+        + "".join(f"; {r}" for r in plan.get("readings", []))
+    )
     restated, why_not = await phrase(scope, RESTATE_QUESTION, ctx.question)
     if restated:
         scope.think(f"Restated: {restated}")
     return {
+        "plan": plan,
+        "plan_source": planned["source"],
         "category": category,
         "secondary": classification["secondary"],
         "entities": classification["entities"],
@@ -206,12 +218,15 @@ async def run_triage(ctx: RunContext, scope: AgentScope) -> JSON:
         "data_reason": data["reason"],
         "sufficiency": data,
         "restated": restated,
-        "language_model": {"used": restated is not None, "unavailable": why_not},
+        "language_model": {
+            "used": restated is not None,
+            "unavailable": why_not or planned["language_model"]["unavailable"],
+        },
     }
 
 
 def _compact(result: JSON) -> JSON:
-    keys = ("category", "secondary", "entities", "data_sufficiency", "datasets", "rows", "restated")
+    keys = ("category", "secondary", "entities", "data_sufficiency", "datasets", "rows", "restated", "plan")
     return {key: result[key] for key in keys}
 
 
@@ -219,7 +234,7 @@ TRIAGE = Agent(
     name="triage",
     description="Works out what the question is about, what it names (models, period, targets, SLOs) and "
     "whether the user's data can answer it.",
-    tools=(CLASSIFY_REQUEST, CHECK_DATA_SUFFICIENCY, RESTATE_QUESTION),
+    tools=(CLASSIFY_REQUEST, CHECK_DATA_SUFFICIENCY, PLAN_QUERY, RESTATE_QUESTION),
     run=run_triage,
     compact=_compact,
 )

@@ -15,6 +15,7 @@ from typing import Any
 import duckdb
 
 from tokenwise.analysis.pricing import PriceBook
+from tokenwise.analysis.source import columns_of
 from tokenwise.analysis.sql import one, rows
 
 # Optional schema columns whose presence decides which strategies can be checked.
@@ -35,10 +36,13 @@ OPTIONAL = (
     "api_key",
 )
 
-_TOTALS = f"""
-SELECT count(*), min(ts), max(ts), {", ".join(f"count({c})" for c in OPTIONAL)}
-FROM read_parquet($paths, union_by_name = true)
-"""  # noqa: S608 - only the constant column names above are interpolated
+
+
+def _totals(present: set[str]) -> str:
+    counts = ", ".join(f"count({c})" if c in present else "0" for c in OPTIONAL)
+    # only the constant column names above are interpolated
+    return f"SELECT count(*), min(ts), max(ts), {counts} FROM read_parquet($paths, union_by_name = true)"  # noqa: S608
+
 
 _MODELS = """
 SELECT COALESCE(r.model, d.model) AS m, count(*), count(r.cost_usd)
@@ -100,7 +104,7 @@ def profile(
         return EMPTY
     files = [os.fspath(p) for p in paths]
     with duckdb.connect() as con:
-        count, start, end, *present = one(con, _TOTALS, {"paths": files})
+        count, start, end, *present = one(con, _totals(columns_of(con, files)), {"paths": files})
         con.execute("CREATE TEMP TABLE defaults (filename VARCHAR, model VARCHAR)")
         if default_models:
             con.executemany(

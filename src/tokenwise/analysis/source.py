@@ -57,11 +57,16 @@ FROM raw LEFT JOIN prices p USING (model)
 _LATER = ("user_tag", "team", "project", "api_key", "provider")
 
 
-def _usage_sql(con: duckdb.DuckDBPyConnection, files: list[str]) -> str:
+def columns_of(con: duckdb.DuckDBPyConnection, files: list[str]) -> set[str]:
+    """The columns any of the Parquet files has (older files lack the columns added since)."""
     described = con.execute(
         "DESCRIBE SELECT * FROM read_parquet($paths, union_by_name = true)", {"paths": files}
     ).fetchall()
-    present = {str(row[0]) for row in described}
+    return {str(row[0]) for row in described}
+
+
+def _usage_sql(con: duckdb.DuckDBPyConnection, files: list[str]) -> str:
+    present = columns_of(con, files)
     optional = ", ".join(f"r.{c} AS {c}" if c in present else f"CAST(NULL AS VARCHAR) AS {c}" for c in _LATER)
     return _USAGE.replace("{optional}", optional)
 
@@ -144,3 +149,47 @@ def _cheaper(alt: ModelPrice, price: ModelPrice) -> bool:
         price.input_per_mtok,
         price.output_per_mtok,
     )
+
+
+_VIEW = """
+CREATE OR REPLACE TEMP VIEW usage AS
+SELECT r.ts, COALESCE(r.model, d.model) AS model, r.feature, {optional}, r.request_id AS request_ref,
+    COALESCE(r.input_tokens, 0) AS input_tokens, COALESCE(r.output_tokens, 0) AS output_tokens,
+    LEAST(COALESCE(r.cached_input_tokens, 0), COALESCE(r.input_tokens, 0)) AS cached_input_tokens,
+    r.latency_ms, COALESCE(r.is_error, false) AS is_error, r.max_output_tokens, r.cost_usd AS reported_cost,
+    p.in_p, p.cached_p, p.out_p, p.batch_discount,
+    COALESCE(r.cost_usd, ((COALESCE(r.input_tokens, 0) - LEAST(COALESCE(r.cached_input_tokens, 0),
+        COALESCE(r.input_tokens, 0))) * p.in_p + LEAST(COALESCE(r.cached_input_tokens, 0),
+        COALESCE(r.input_tokens, 0)) * p.cached_p + COALESCE(r.output_tokens, 0) * p.out_p) / 1e6) AS cost
+FROM read_parquet({files}, filename = true, union_by_name = true) r
+LEFT JOIN defaults d USING (filename) LEFT JOIN prices p ON p.model = COALESCE(r.model, d.model)
+"""  # noqa: S608 - only constant SQL fragments and quoted file paths are interpolated
+
+
+def attach(
+    con: duckdb.DuckDBPyConnection,
+    paths: Sequence[str | os.PathLike[str]],
+    book: PriceBook,
+    default_models: Mapping[str, str] | None = None,
+) -> Loaded:
+    """Create `usage` on `con` as a view over the Parquet files: nothing is copied, each query scans only
+    the columns it reads (a question's query takes tens of milliseconds on a million rows)."""
+    files = [os.fspath(p) for p in paths]
+    con.execute("CREATE OR REPLACE TEMP TABLE defaults (filename VARCHAR, model VARCHAR)")
+    if default_models:
+        con.executemany(
+            "INSERT INTO defaults VALUES (?, ?)", [(os.fspath(k), v) for k, v in default_models.items()]
+        )
+    models = con.execute(
+        "SELECT DISTINCT COALESCE(r.model, d.model) "
+        "FROM read_parquet($paths, filename = true, union_by_name = true) r "
+        "LEFT JOIN defaults d USING (filename)",
+        {"paths": files},
+    ).fetchall()
+    prices = _price_table(con, book, [m for (m,) in models if m is not None])
+    present = columns_of(con, files)
+    optional = ", ".join(f"r.{c} AS {c}" if c in present else f"CAST(NULL AS VARCHAR) AS {c}" for c in _LATER)
+    # A view cannot take parameters: the paths are our own files, quoted as SQL literals.
+    listed = "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "]"
+    con.execute(_VIEW.replace("{optional}", optional).replace("{files}", listed))
+    return Loaded(prices=prices, unpriced={})

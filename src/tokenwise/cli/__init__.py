@@ -1,4 +1,4 @@
-"""The `tokenwise` command line: serve, migrate, user create, chat."""
+"""The `tokenwise` command line: serve, migrate, user create, chat, ask."""
 
 from __future__ import annotations
 
@@ -103,6 +103,6 @@ def user_create(
 
 
 def main() -> None:
-    from tokenwise.cli import chat, doctor, ingest, loadtest  # noqa: F401 - register their commands
+    from tokenwise.cli import ask, chat, doctor, ingest, loadtest  # noqa: F401 - register their commands
 
     app()

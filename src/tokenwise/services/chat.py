@@ -63,6 +63,16 @@ def run_json(row: RunRow) -> dict[str, Any]:
     }
 
 
+class ThreadTurns:
+    """The `ThreadContext` of one run: its thread's earlier turns, read from the database when asked."""
+
+    def __init__(self, chat: Chat, user_id: str, thread_id: str, run_id: str) -> None:
+        self._chat, self._user_id, self._thread_id, self._run_id = chat, user_id, thread_id, run_id
+
+    async def turns(self) -> list[dict[str, Any]]:
+        return await self._chat.earlier_turns(self._user_id, self._thread_id, self._run_id)
+
+
 class Chat:
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -172,6 +182,35 @@ class Chat:
         if row is None or row.run_id is None:
             return None
         return Submission(row.id, row.thread_id, row.run_id, client_message_id, row.content, is_new=False)
+
+    async def earlier_turns(self, user_id: str, thread_id: str, run_id: str, limit: int = 5) -> list[dict[str, Any]]:
+        """The last `limit` answered questions of the thread before `run_id`, oldest first, with the plan
+        each was answered with (what a follow-up is read against)."""
+        async with self._db.session() as session:
+            current = await session.get(RunRow, run_id)
+            query = (
+                select(RunRow.report, MessageRow.content)
+                .join(MessageRow, MessageRow.id == RunRow.message_id)
+                .where(RunRow.thread_id == thread_id, RunRow.user_id == user_id, RunRow.id != run_id)
+                .where(RunRow.status == "completed")
+                .order_by(RunRow.created_at.desc())
+                .limit(limit)
+            )
+            if current is not None:
+                query = query.where(RunRow.created_at <= current.created_at)
+            found = (await session.execute(query)).all()
+        turns = []
+        for report, question in reversed(found):
+            report = report or {}
+            answer = report.get("answer") or {}
+            turns.append(
+                {
+                    "question": question,
+                    "plan": report.get("plan") or {},
+                    "answer": str(answer.get("text") or report.get("summary") or "")[:1000],
+                }
+            )
+        return turns
 
     async def get_run(self, user_id: str, run_id: str) -> RunRow:
         async with self._db.session() as session:

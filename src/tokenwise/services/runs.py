@@ -15,7 +15,7 @@ from tokenwise.bus.base import EventBus
 from tokenwise.db.database import Database
 from tokenwise.db.tables import RunRow
 from tokenwise.errors import ServiceUnavailable
-from tokenwise.services.chat import Chat, Submission
+from tokenwise.services.chat import Chat, Submission, ThreadTurns
 from tokenwise.services.event_log import EventLog
 from tokenwise.session.events import SUPERVISOR, RunEvent
 
@@ -122,6 +122,7 @@ class Runs:
             question=submission.question,
             sink=recorder,
             usage=self._usage_for(user_id),
+            thread=ThreadTurns(self._chat, user_id, submission.thread_id, submission.run_id),
         )
         task = asyncio.create_task(self._execute(context, recorder), name=f"run-{submission.run_id}")
         self._tasks[submission.run_id] = task

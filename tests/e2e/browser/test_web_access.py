@@ -7,7 +7,7 @@ from pathlib import Path
 
 from playwright.sync_api import Page, expect
 
-from e2e.browser.webui import PASSWORD, fresh_email, upload_via_api, wait_finished
+from e2e.browser.webui import PASSWORD, fresh_email, open_details, upload_via_api, wait_finished
 from support.data import AZURE_CODE, shared_data_path
 from support.live import LiveServer
 
@@ -44,8 +44,11 @@ def test_keyboard_only_on_a_narrow_screen(page: Page, server: LiveServer, snap: 
     page.keyboard.press("Enter")
     run = page.locator("article.run")
     wait_finished(run)
-    expect(page.get_by_role("region", name="Answer")).to_contain_text("LLM")
+    expect(page.get_by_role("region", name="Answer", exact=True)).to_be_visible()
+    expect(run.locator(".answer.markdown")).to_contain_text("LLM")
     expect(run.locator("figure[data-chart=spend-by-model] rect.bar")).to_have_count(1)
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    open_details(run)
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     run.locator("table.strategies").scroll_into_view_if_needed()
     snap("narrow-screen")

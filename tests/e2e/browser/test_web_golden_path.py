@@ -12,6 +12,7 @@ from e2e.browser.webui import (
     CRITICAL,
     ask,
     assert_run_matches_server,
+    open_details,
     server_events,
     sign_up,
     wait_finished,
@@ -67,8 +68,10 @@ def test_sign_up_upload_ask_and_read_the_report(
     events = server_events(slow_server.url, email, run_id)
     assert_run_matches_server(run, events)
 
-    # The report: markdown, the strategies with their savings, both charts with bars.
+    # The report: markdown, the strategies with their savings, both charts with bars (behind "Details"
+    # when the answer card leads).
     report = events[-1]["data"]["result"]
+    open_details(run)
     markdown = "".join(e["data"]["delta"] for e in events if e["type"] == "partial_result")
     expect(run.locator(".answer h1").first).to_have_text(report["title"])
     rows = run.locator("table.strategies tbody tr")

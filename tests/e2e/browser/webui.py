@@ -47,6 +47,14 @@ def wait_finished(run: Locator) -> str:
     return run_id
 
 
+def open_details(run: Locator) -> None:
+    """Unfold the report behind the answer card ("Details"), when the report has an answer."""
+    details = run.locator("details.report-details")
+    if details.count() and details.get_attribute("open") is None:
+        details.locator("> summary").click()
+        expect(details).to_have_attribute("open", "")
+
+
 def connection_state(page: Page) -> Locator:
     return page.locator("#connection")
 

@@ -171,7 +171,7 @@ export class Chat {
     for (const view of runs) {
       if (view.finished) continue;
       view.quiet = false;
-      view.stepsBox.open = true;
+      view.setTraceOpen(true);
       this.live.follow(view.runId);
     }
   }

@@ -17,7 +17,7 @@ const STRATEGY_NAMES = {
 };
 
 /** The extras for a finished run's report; `markdown` is the streamed text, for the download. */
-export function renderReportExtras(report, markdown) {
+export function renderReportExtras(report, markdown, { actions = true } = {}) {
   const strategies = Array.isArray(report.strategies) ? report.strategies : [];
   return h(
     "section",
@@ -29,11 +29,16 @@ export function renderReportExtras(report, markdown) {
       chartFigure("Spend by model", spendByModel(report)),
       chartFigure("Savings by strategy", savingsByStrategy(report, strategies)),
     ),
-    h(
-      "div",
-      { class: "report-actions" },
-      h("button", { type: "button", class: "secondary", onclick: () => download(report, markdown) }, "Download Markdown"),
-    ),
+    actions ? renderReportActions(report, markdown) : null,
+  );
+}
+
+/** The report's actions (the Markdown download). */
+export function renderReportActions(report, markdown) {
+  return h(
+    "div",
+    { class: "report-actions" },
+    h("button", { type: "button", class: "secondary", onclick: () => download(report, markdown) }, "Download Markdown"),
   );
 }
 

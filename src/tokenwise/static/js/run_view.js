@@ -1,10 +1,13 @@
 // One run on screen: each agent as a step (status, elapsed time, thinking lines, tool calls with their
 // arguments and results), the answer streaming in, then the report. Events are applied strictly in
 // seq order, each once: a repeated seq is dropped, an early one waits until the gap before it is filled.
+// When the report carries a direct answer, its card leads and the rest of the report sits behind a
+// "Details" disclosure; a finished run's trace folds to one line ("6 steps, 9 tool calls, 0.4 s").
 
+import { hasAnswer, renderAnswer } from "./answer.js";
 import { h } from "./dom.js";
 import { renderMarkdown } from "./markdown.js";
-import { renderReportExtras } from "./report.js";
+import { renderReportActions, renderReportExtras } from "./report.js";
 
 const NAMES = {
   supervisor: "Supervisor",
@@ -43,8 +46,14 @@ export class RunView {
     this.head = this.#step("supervisor");
     this.stopButton = h("button", { type: "button", class: "secondary small", onclick: () => hooks.onStop(this) }, "Stop");
     this.head.el.querySelector(".step-head").append(this.stopButton);
-    this.timeline = h("ol", { class: "timeline" });
-    this.stepsBox = h("details", { class: "run-steps", open: true }, h("summary", {}, "Agent steps"), this.timeline);
+    this.timeline = h("ol", { class: "timeline", id: `trace-${runId}` });
+    this.traceLabel = h("span", { class: "trace-label" }, "Agent steps");
+    this.traceToggle = h(
+      "button",
+      { type: "button", class: "trace-toggle", "aria-expanded": "true", "aria-controls": this.timeline.id, onclick: () => this.setTraceOpen(!this.traceOpen) },
+      this.traceLabel,
+    );
+    this.stepsBox = h("div", { class: "run-steps", dataset: { open: "true" } }, this.traceToggle, this.timeline);
     this.answer = h("section", { class: "answer markdown", "aria-live": "polite", "aria-busy": "true", "aria-label": "Answer" });
     this.outcome = h("p", { class: "run-outcome", role: "alert", hidden: true });
     this.el = h(
@@ -78,6 +87,17 @@ export class RunView {
   /** The missing events were fetched (or the fetch failed): a later gap may ask again. */
   gapHandled() {
     this.#gapAsked = false;
+  }
+
+  get traceOpen() {
+    return this.traceToggle.getAttribute("aria-expanded") === "true";
+  }
+
+  /** Show or fold the trace (the agent steps and their tool calls). */
+  setTraceOpen(open) {
+    this.traceToggle.setAttribute("aria-expanded", String(open));
+    this.stepsBox.dataset.open = String(open);
+    this.timeline.hidden = !open;
   }
 
   dispose() {
@@ -234,15 +254,49 @@ export class RunView {
     );
     this.#tick();
     clearInterval(this.#ticker);
+    this.traceLabel.textContent = this.#traceSummary(status);
     if (report) {
       this.report = report;
-      this.el.append(renderReportExtras(report, this.markdown));
+      this.#showReport(report);
       this.#announce("The report is ready.");
     } else {
       this.outcome.textContent = OUTCOMES[error.code] || plainError(error);
       this.outcome.hidden = false;
     }
-    if (this.quiet) this.stepsBox.open = false;
+    // A failed or stopped run keeps its trace open (it says where it ended), unless it is history.
+    if (status === "completed" || this.quiet) this.setTraceOpen(false);
+  }
+
+  #showReport(report) {
+    let card = null;
+    try {
+      card = hasAnswer(report) ? renderAnswer(report.answer) : null;
+    } catch (error) {
+      console.error("The answer could not be drawn; showing the report as it is.", error);
+    }
+    if (!card) {
+      this.el.append(renderReportExtras(report, this.markdown));
+      return;
+    }
+    // The answer leads; the streamed Markdown and the figures follow, folded, with the download beside.
+    this.answer.setAttribute("aria-label", "Report");
+    const details = h(
+      "details",
+      { class: "report-details" },
+      h("summary", {}, "Details"),
+      this.answer,
+      renderReportExtras(report, this.markdown, { actions: false }),
+    );
+    this.stepsBox.after(card, details, renderReportActions(report, this.markdown));
+  }
+
+  #traceSummary(status) {
+    const steps = [...this.#steps.keys()].filter((agent) => agent !== "supervisor").length;
+    const tools = this.#tools.size;
+    const parts = [`${steps} ${steps === 1 ? "step" : "steps"}`, `${tools} ${tools === 1 ? "tool call" : "tool calls"}`];
+    if (this.head.start !== null && Number.isFinite(this.head.end - this.head.start)) parts.push(formatMs(this.head.end - this.head.start));
+    const ending = status === "completed" ? "" : ` (${STATUS_WORDS[status] || status})`;
+    return `${parts.join(", ")}${ending}`;
   }
 
   #tick() {
