@@ -9,7 +9,7 @@ their thread), and prints the score (N/M right) and the time to the final event 
 checked (only the timing). Target: p95 time to the final event <= 1.5 s on 1,000,000 rows. Questions are
 asked one at a time unless `--concurrency` says otherwise, so the timing is free of queueing.
 
-    .venv/bin/python bench/answers.py [--rows 1000000] [--url http://127.0.0.1:8000] [--failures]
+    .venv/bin/python bench/answers.py [--rows 1000000] [--url http://127.0.0.1:8000] [--show failures]
 """
 
 from __future__ import annotations
@@ -30,16 +30,18 @@ from support.evaluation_run import Asked, ask_all, sign_up, timing_line, upload
 from support.live import ServerProcess
 
 
-def score(asked: dict[int, Asked], show_failures: bool) -> str:
+def score(asked: dict[int, Asked], show: str) -> str:
     """Check every answer against the truths of the default-scale log; the score line."""
     expected = truths(Log(evaluation_log.rows()))
     right = 0
     for index, item in sorted(asked.items()):
         problems = [item.error] if item.error else check(CASES[index], expected[index], item.answer)
         right += not problems
-        if problems and show_failures:
+        if show == "all" or (problems and show == "failures"):
             text = (item.answer or {}).get("text", "(no answer)")
-            print(f"FAIL {CASES[index].slug}: {CASES[index].question!r}\n  {'; '.join(map(str, problems))}")
+            print(f"{'FAIL' if problems else 'ok'} {CASES[index].slug}: {CASES[index].question!r}")
+            if problems:
+                print(f"  {'; '.join(map(str, problems))}")
             print(f"  answered: {text}")
     return f"score: {right}/{len(CASES)} right"
 
@@ -58,7 +60,12 @@ def main() -> None:
     parser.add_argument("--url", default=None, help="a running server (a fresh user is registered there)")
     parser.add_argument("--concurrency", type=int, default=1, help="conversations asked at once")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for one answer")
-    parser.add_argument("--failures", action="store_true", help="print each wrong answer beside the truth")
+    parser.add_argument(
+        "--show",
+        choices=("none", "failures", "all"),
+        default="none",
+        help="print these answers and what is wrong",
+    )
     args = parser.parse_args()
     scale = 1.0 if args.rows is None else evaluation_log.scale_for(args.rows)
     with tempfile.TemporaryDirectory(prefix="tokenwise-answers-") as tmp:
@@ -75,9 +82,11 @@ def main() -> None:
         finally:
             if server is not None:
                 server.stop()
-    verdict = score(asked, args.failures) if scale == 1.0 else f"score: not checked at {written:,} rows"
+    verdict = score(asked, args.show) if scale == 1.0 else f"score: not checked at {written:,} rows"
     print(f"{verdict}; {len(CASES)} questions on {written:,} rows, {os.cpu_count()} CPU(s)")
     print(f"{timing_line(asked)} (target: p95 <= 1.5 s on 1,000,000 rows)")
+    slowest = sorted(asked.values(), key=lambda item: -item.seconds)[:5]
+    print("slowest: " + ", ".join(f"{CASES[item.index].slug} {item.seconds:.2f} s" for item in slowest))
 
 
 if __name__ == "__main__":

@@ -136,6 +136,9 @@ class Truth:
     unknown: tuple[str, ...] = ()  # names `answer.unknown` must list, with suggestions
     table_rows: int | None = None  # `answer.table` must have this many rows
     series_points: int | None = None  # `answer.series` must have this many points
+    # A ranking's answer names its winner (the first group of `names`) before any of these.
+    rivals: tuple[str, ...] = ()
+    absent: tuple[str, ...] = ()  # words of a wrong reading, which the text must not contain
 
 
 @dataclass(frozen=True)
@@ -325,7 +328,8 @@ def _beta_october(log: Log) -> Truth:
 
 @case("How much did the mobile project spend last month?", "total")
 def _mobile_last_month(log: Log) -> Truth:
-    return Truth((usd("spend", spend(log.select(NOVEMBER, project="mobile"))),))
+    # "project" is also a verb: this is not a forecast.
+    return Truth((usd("spend", spend(log.select(NOVEMBER, project="mobile"))),), absent=("forecast",))
 
 
 @case("How much was spent with the key-staging API key?", "total")
@@ -382,10 +386,17 @@ case("Show spend by project last month", "breakdown")(_top_of("project", NOVEMBE
 case("How many requests did each API key make?", "breakdown")(_top_of("api_key", measure=len))
 
 
+def _winner(
+    ranked: list[tuple[str, float]], unit: str, spell: Callable[[str], tuple[str, ...]] = lambda name: (name,)
+) -> Truth:
+    """The top group of a ranking: its value, its name, and the others as rivals it must come before."""
+    (name, value), rivals = ranked[0], tuple(other for rest, _ in ranked[1:] for other in spell(rest))
+    return Truth((Figure(name, value, unit),), (spell(name),), rivals=rivals)
+
+
 @case("Which team spent the most?", "ranking")
 def _top_team(log: Log) -> Truth:
-    name, value = ranking(log.requests, column("team"))[0]
-    return Truth((usd(name, value),), ((name,),))
+    return _winner(ranking(log.requests, column("team")), "usd")
 
 
 @case("Who are the top 5 users by spend?", "ranking")
@@ -402,20 +413,19 @@ def _bottom_3_features(log: Log) -> Truth:
 
 @case("Which user made the most requests last month?", "ranking")
 def _busiest_user(log: Log) -> Truth:
-    name, value = ranking(log.select(NOVEMBER), column("user"), len)[0]
-    return Truth((n(name, value),), ((name,),))
+    return _winner(ranking(log.select(NOVEMBER), column("user"), len), "count")
 
 
 @case("Which day had the highest spend?", "ranking")
 def _top_day(log: Log) -> Truth:
+    # No rivals: the answer's period ("from 2025-10-01 to ...") names other days first.
     day, value = ranking(log.requests, lambda r: r.at.date().isoformat())[0]
     return Truth((usd(day, value),), (date_names(day),))
 
 
 @case("why?", "follow_up", follow_up_of=_top_day)
 def _top_day_why(log: Log) -> Truth:
-    feature, value = ranking(log.select(NOV_18), column("feature"))[0]
-    return Truth((usd(feature, value),), ((feature,),))
+    return _winner(ranking(log.select(NOV_18), column("feature")), "usd")
 
 
 @case("Which hour of the day gets the most requests?", "ranking")
@@ -426,8 +436,7 @@ def _top_hour(log: Log) -> Truth:
 
 @case("Which weekday has the highest spend?", "ranking")
 def _top_weekday(log: Log) -> Truth:
-    day, value = ranking(log.requests, lambda r: WEEKDAYS[r.at.weekday()])[0]
-    return Truth((usd(day, value),), ((day, day[:3]),))
+    return _winner(ranking(log.requests, lambda r: WEEKDAYS[r.at.weekday()]), "usd", lambda d: (d, d[:3]))
 
 
 @case("What share of our spend goes to gpt-4o?", "share")
@@ -539,9 +548,9 @@ def _hourly_nov_18(log: Log) -> Truth:
     return Truth((n("requests", len(log.select(NOV_18))),), series_points=24)
 
 
-@case("What was the average daily spend in October?", "trend")
-def _average_daily_october(log: Log) -> Truth:
-    return Truth((usd("average per day", spend(log.select(OCTOBER)) / 31),))
+@case("What was the average daily spend in November?", "trend")
+def _average_daily_november(log: Log) -> Truth:
+    return Truth((usd("average per day", spend(log.select(NOVEMBER)) / 30),))
 
 
 # Unit economics
@@ -755,7 +764,9 @@ def _spend_anomaly(log: Log) -> Truth:
 
 @case("Which day had an unusual error rate?", "anomalies")
 def _error_anomaly(log: Log) -> Truth:
-    return Truth((), (date_names("2025-11-05"), ("classifier",)))
+    chosen = log.select((_day(11, 5), _day(11, 6)), feature="classifier")
+    rate = pct("classifier error rate on 2025-11-05", 100 * errors(chosen) / len(chosen))
+    return Truth((rate,), (date_names("2025-11-05"), ("classifier",)))
 
 
 # Follow-ups
@@ -794,14 +805,12 @@ def _requests_november(log: Log) -> Truth:
 
 @case("Which model cost the most in October?", "ranking")
 def _top_model_october(log: Log) -> Truth:
-    name, value = ranking(log.select(OCTOBER), column("model"))[0]
-    return Truth((usd(name, value),), ((name,),))
+    return _winner(ranking(log.select(OCTOBER), column("model")), "usd")
 
 
 @case("and for the summarizer?", "follow_up", follow_up_of=_top_model_october)
 def _top_model_october_summarizer(log: Log) -> Truth:
-    name, value = ranking(log.select(OCTOBER, feature="summarizer"), column("model"))[0]
-    return Truth((usd(name, value),), ((name,),))
+    return _winner(ranking(log.select(OCTOBER, feature="summarizer"), column("model")), "usd")
 
 
 # Unknown names and what the data cannot answer
@@ -842,8 +851,14 @@ def _close(expected: float, actual: float, tolerance: float, slack: float = 0.0)
     return abs(abs(actual) - abs(expected)) <= tolerance * abs(expected) + slack + 1e-12
 
 
+def _position(text: str, name: str) -> int | None:
+    """Where `name` is first written in `text` as a whole word (None: nowhere)."""
+    found = re.search(rf"(?<![\w-]){re.escape(name)}(?!\w|-\w)", text, re.IGNORECASE)
+    return found.start() if found else None
+
+
 def _mentions(text: str, name: str) -> bool:
-    return re.search(rf"(?<![\w-]){re.escape(name)}(?!\w|-\w)", text, re.IGNORECASE) is not None
+    return _position(text, name) is not None
 
 
 def check(case: Case, truth: Truth, answer: dict[str, Any] | None) -> list[str]:
@@ -866,6 +881,18 @@ def check(case: Case, truth: Truth, answer: dict[str, Any] | None) -> list[str]:
     for spellings in truth.names:
         if not any(_mentions(text, name) for name in spellings):
             problems.append(f"text does not name {spellings[0]!r}")
+    winner = (
+        [p for p in (_position(text, name) for name in truth.names[0]) if p is not None]
+        if truth.rivals
+        else []
+    )
+    if winner:
+        ahead = [r for r in truth.rivals if (p := _position(text, r)) is not None and p < min(winner)]
+        if ahead:
+            problems.append(f"text names {ahead[0]!r} before {truth.names[0][0]!r}")
+    for word in truth.absent:
+        if _mentions(text, word):
+            problems.append(f"text says {word!r} (a wrong reading)")
     if truth.unknown:
         listed = {str(u.get("text", "")).lower(): u for u in answer.get("unknown") or []}
         for name in truth.unknown:

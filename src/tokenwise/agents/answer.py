@@ -71,8 +71,6 @@ def _when(plan: QueryPlan, scope: JSON | None = None) -> str:
     if plan.period is not None and plan.period.label:
         dates = plan.period.label.split(" as ", 1)[-1]
         return f"on {dates}" if len(dates.split()) == 3 and "–" not in dates else f"in {dates}"
-    if scope and scope.get("first") and scope.get("last"):
-        return f"from {str(scope['first'])[:10]} to {str(scope['last'])[:10]}"
     return "in all your data"
 
 
@@ -117,6 +115,8 @@ def _measure_figures(measure: str, t: JSON) -> list[JSON]:
     out = [figure("Requests", t["requests"], "requests"), figure("Spend", t["spend_usd"], "usd")]
     if measure in ("input_tokens", "output_tokens", "cached_input_tokens", "tokens"):
         out.insert(0, figure(_MEASURE_NAMES[measure].capitalize(), t[measure], "tokens"))
+    if measure == "tokens":
+        out += [figure("Input tokens", t["input_tokens"], "tokens"), figure("Output tokens", t["output_tokens"], "tokens")]
     if measure in ("errors", "error_rate"):
         rate = 100 * t["errors"] / t["requests"] if t["requests"] else None
         out[:0] = [figure("Errors", t["errors"], "errors"), figure("Error rate", rate, "pct")]
@@ -151,8 +151,17 @@ def write(plan: QueryPlan, result: JSON, scenario: JSON | None = None) -> JSON:
         return {**base, **_missing(result["missing"])}
     writer = _WRITERS.get(plan.intent, _total)
     if plan.intent == "what_if" and scenario is not None:
-        return {**base, **_what_if(plan, result, scenario)}
-    return {**base, **writer(plan, result)}
+        out = {**base, **_what_if(plan, result, scenario)}
+    else:
+        out = {**base, **writer(plan, result)}
+    if plan.unanswerable:
+        parts = ", ".join(f"'{safe(p, 40)}'" for p in plan.unanswerable)
+        out["text"] += (
+            f" Your usage data cannot answer {parts}: it holds requests, tokens, cost, latency and status, "
+            "nothing about that."
+        )
+        out["missing"] = [*out.get("missing", []), *plan.unanswerable]
+    return out
 
 
 def _unknown(plan: QueryPlan, result: JSON) -> JSON:
@@ -190,6 +199,14 @@ def _total(plan: QueryPlan, result: JSON) -> JSON:
     out: JSON = {"text": text, "figures": _measure_figures(plan.measure, t)}
     if plan.intent == "overview":
         out["text"] += f" {count(t['tokens'])} tokens; {count(t['errors'])} errors."
+    if plan.unit == "day" and result.get("days"):
+        unit = _MEASURE_UNITS[plan.measure]
+        per_day = result["value"] / result["days"] if result.get("value") is not None else None
+        out["text"] = (
+            f"{_subject(plan).capitalize()} {_when(plan, t)}: an average of {fmt(per_day, unit)} "
+            f"{_MEASURE_NAMES[plan.measure]} per day ({fmt(result['value'], unit)} over {result['days']:g} days)."
+        )
+        out["figures"].insert(0, figure("Average per day", per_day, unit))
     if result.get("groups"):
         out.update(_group_table(plan, result["groups"], plan.group_by or "feature"))
     return out
@@ -530,6 +547,7 @@ def _anomalies(plan: QueryPlan, result: JSON) -> JSON:
             f"{day['day']} ({fmt(day['value'], unit)} vs a typical {fmt(result['typical'], unit)}; {drivers})"
         )
         figures.append(figure(day["day"], day["value"], unit))
+        figures += [figure(f"{_label(d['key'])} on {day['day']}", d["value"], unit) for d in day.get("drivers", [])]
     text = f"{len(result['days'])} day{'s stand' if len(result['days']) != 1 else ' stands'} out in {name}: {', '.join(parts)}."
     return {"text": text, "figures": figures, "series": series}
 

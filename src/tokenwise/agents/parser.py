@@ -10,14 +10,23 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
 
 from tokenwise.agents.calendar import Reading, month_period, previous_like, read_periods
 from tokenwise.agents.vocabulary import Mention, Vocabulary
-from tokenwise.analysis.plan import Comparison, Filter, QueryPlan, Scenario, Threshold, UnknownName
+from tokenwise.analysis.plan import (
+    DIMENSION_COLUMNS,
+    Comparison,
+    Filter,
+    Period,
+    QueryPlan,
+    Scenario,
+    Threshold,
+    UnknownName,
+)
 
 
 @dataclass(frozen=True)
@@ -26,6 +35,7 @@ class Turn:
 
     question: str
     plan: dict[str, Any]
+    top: str | None = None  # the first row of its answer (the top day, feature, ...): what "why?" asks about
 
 
 _NUMBER_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
@@ -67,7 +77,7 @@ _ROUTE_VERB = re.compile(
 )
 _PATTERNS = {
     "forecast": re.compile(
-        r"\b(forecast\w*|predict\w*|projection|project(?:ed)?\s+(?:spend|cost)|expect(?:ed)?\s+to\s+(?:spend|pay)|"
+        r"\b(forecast\w*|predict\w*|projection|projected\s+(?:spend|cost)|expect(?:ed)?\s+to\s+(?:spend|pay)|"
         r"next\s+(?:month|week|quarter|year|\d+\s+days)|run[- ]rate|end of (?:the )?month|will we spend)\b"
     ),
     "anomalies": re.compile(
@@ -78,7 +88,7 @@ _PATTERNS = {
         r"\b(most expensive|costliest|priciest|slowest|largest|biggest|longest|heaviest|cheapest|fastest|smallest)"
         r"\s+(?:\d+\s+|"
         + "|".join(_NUMBER_WORDS)
-        + r"\s+)?(requests?|calls?|prompts?|completions?|responses?|queries)\b"
+        + r"\s+)?(?:[\w-]+\s+){0,2}?(requests?|calls?|prompts?|completions?|responses?|queries)\b"
         r"|\b(?:top|\d+)\s+(?:requests?|calls?)\s+by\s+(?:cost|latency|tokens|spend)\b"
     ),
     "capacity": re.compile(
@@ -90,13 +100,14 @@ _PATTERNS = {
         r"too expensive|waste\w*|efficien\w*|recommend\w*|improve\w*|strateg\w*)\b"
     ),
     "compare": re.compile(
-        r"\b(vs\.?|versus|compared? (?:to|with)|compare|comparison|week over week|month over month|"
-        r"year over year|wow|mom|difference between|than (?:last|the previous|the week before|the month before)|"
+        r"\b(vs\.?|versus|compared? (?:to|with)|compare|comparison|week[- ]over[- ]week|month[- ]over[- ]month|"
+        r"year[- ]over[- ]year|wow|mom|difference between|than (?:last|the previous|the week before|the month before)|"
         r"change(?:d)? (?:from|since|between)|against)\b"
     ),
     "unit_cost": re.compile(
         r"\b(?:cost|spend|price|pay)\s+(?:us\s+)?per\s+(?:request|call|1k|1,000|thousand|user|feature|1m|million|"
-        r"token|customer)|\bunit (?:cost|economics)|\baverage cost\b|\bcost of (?:a|one|each) (?:request|call)\b"
+        r"token|customer)|\bunit (?:cost|economics)|\baverage (?:cost|spend)\b|\bcost of (?:a|one|each) (?:request|call)\b"
+        r"|\bcosts?\s+(?:us\s+)?on average\b|\bon average\b.*\bcosts?\b"
     ),
     "percentiles": re.compile(
         r"\b(p\d{2}(?:\.\d)?|median|percentiles?|latency|latencies|response times?|how (?:slow|fast))\b"
@@ -143,9 +154,15 @@ _STOP = {"the", "this", "that", "each", "every", "which", "what", "per", "by", "
          "their", "his", "her", "least", "slowest", "many", "much", "how", "is", "are", "was", "did", "do", "does",
          "total", "spend", "cost", "requests", "tokens", "errors", "latency", "over", "under", "these", "those",
          "some", "no", "not", "than", "from", "between", "as", "at", "we", "us", "i", "me"}  # fmt: skip
-_NAMED = re.compile(
-    r"\b(?:the\s+)?([a-z0-9][\w.:-]*[a-z0-9])\s+(feature|model|team|project|user|api key|key|customer)\b"
-    r"|\b(feature|model|team|project|user|api key|customer)\s+([a-z0-9][\w.:-]*[a-z0-9])\b"
+_NAMED = (
+    re.compile(r"\b(?:the\s+)?(?P<word>[a-z0-9][\w.:-]*[a-z0-9])\s+(?P<kind>feature|model|team|project|user|api key|key|customer)\b"),
+    # after the kind, only what looks like an identifier ("user u-99", not "user made")
+    re.compile(r"\b(?P<kind>feature|model|team|project|user|api key|customer)\s+"
+               r"(?P<word>[a-z0-9]*[\d_.:-][\w.:-]*[a-z0-9])\b"),
+)
+_UNSUPPORTED = re.compile(
+    r"\b(carbon(?: footprint)?|co2|emissions?|energy|electricity|revenue|profit|margin|satisfaction|nps|"
+    r"accuracy|hallucinat\w*|quality score|sentiment|gpu utili[sz]ation|headcount)\b"
 )
 _MODEL_LIKE = re.compile(
     r"\b((?:gpt|claude|gemini|llama|mistral|o[134]|command|deepseek|qwen|mixtral)[\w.:-]*[a-z0-9])\b"
@@ -171,6 +188,7 @@ def parse(question: str, vocabulary: Vocabulary, today: date, context: list[Turn
     group_by = _group_by(masked)
     top_n, order = _top(masked)
     fields.update(intent=intent, measure=measure, filters=filters, unknown=unknown, readings=readings)
+    fields["unanswerable"] = list(dict.fromkeys(m.group(0) for m in _UNSUPPORTED.finditer(masked)))[:5]
 
     if scenario is not None:
         fields["scenario"] = scenario
@@ -189,11 +207,11 @@ def parse(question: str, vocabulary: Vocabulary, today: date, context: list[Turn
         fields["threshold"] = _threshold(masked)
     if ps := _percentiles(masked):
         fields["percentiles"] = ps
-    if intent == "unit_cost":
+    if intent == "unit_cost" or (intent == "total" and _unit(masked) == "day"):
         fields["unit"] = _unit(masked)
     if intent == "optimize":
         fields.update(_targets(masked))
-    if group_by and not (intent == "unit_cost" and group_by == fields.get("unit")):
+    if group_by and not (intent in ("unit_cost", "total") and group_by in (fields.get("unit"), "day")):
         fields["group_by"] = group_by
     elif intent == "breakdown":
         fields["group_by"] = "feature"
@@ -231,7 +249,7 @@ def _build(fields: dict[str, Any]) -> QueryPlan:
         return QueryPlan(**fields)
     except ValidationError:
         # A combination the schema refuses (e.g. a comparison without its other side): the plain reading.
-        kept = {k: fields[k] for k in ("measure", "filters", "period", "readings", "unknown") if k in fields}
+        kept = {k: fields[k] for k in ("measure", "filters", "period", "readings", "unknown", "unanswerable") if k in fields}
         return QueryPlan(intent="total", **kept)
 
 
@@ -253,10 +271,11 @@ def _filters(
         if m.value not in values:
             values.append(m.value)
     taken = [m.span for m in mentions]
-    for match in _NAMED.finditer(text):
-        word = match.group(1) or match.group(4)
-        kind = match.group(2) or match.group(3)
-        span = match.span(1) if match.group(1) else match.span(4)
+    named = [m for pattern in _NAMED for m in pattern.finditer(text)]
+    for match in named:
+        word, kind, span = match.group("word"), match.group("kind"), match.span("word")
+        if any(u.text == word for u in unknown):
+            continue
         if word in _STOP or any(a < span[1] and span[0] < b for a, b in taken) or word.isdigit():
             continue
         dimension = _NAMED_DIMENSIONS.get(kind, kind)
@@ -305,6 +324,8 @@ def _intent(text: str, compared: list[Mention], periods: list[Reading]) -> str:
         return "percentiles"
     if p["share"].search(text):
         return "share"
+    if _unit(text) == "day" and re.search(r"\b(average|mean)\b", text):
+        return "total"
     if p["trend"].search(text):
         return "trend"
     if p["breakdown"].search(text) or _group_by(text):
@@ -316,13 +337,19 @@ def _intent(text: str, compared: list[Mention], periods: list[Reading]) -> str:
 
 def _comparison_words(text: str) -> bool:
     return bool(
-        re.search(r"\b(week over week|month over month|year over year|wow|mom|last|previous|before)\b", text)
+        re.search(r"\b(week[- ]over[- ]week|month[- ]over[- ]month|year[- ]over[- ]year|wow|mom|last|previous|"
+                  r"before|change)\b", text)
     )
 
 
 def _measure(text: str, intent: str) -> str:
     if intent in ("percentiles",) and not re.search(r"\btokens?\b", text):
         return "latency_ms"
+    if re.search(r"\bcost\w*\s+(?:us\s+)?per\s+(?:request|call)\b|\b(?:request|call)\s+costs?\b", text) and intent != "unit_cost":
+        return "cost_per_request"
+    for name in ("error_rate", "cached_input_tokens", "input_tokens", "output_tokens"):
+        if dict(_MEASURES)[name].search(text):
+            return name
     if by := _BY_MEASURE.search(text):
         word = by.group(1)
         return {"cost": "spend", "calls": "requests", "volume": "requests", "traffic": "requests"}.get(
@@ -371,6 +398,9 @@ def _top(text: str) -> tuple[int | None, str]:
         value = int(_number(raw))
         if 1 <= value <= 100:
             return value, order
+    if re.search(r"\bwhich\s+(?:[\w-]+\s+){0,6}?(?:highest|most|biggest|largest|top|lowest|least|fewest|busiest|"
+                 r"costliest|priciest|cheapest)\b", text):  # fmt: skip
+        return 1, order
     return None, order
 
 
@@ -417,6 +447,8 @@ def _percentiles(text: str) -> list[float]:
 
 
 def _unit(text: str) -> str:
+    if re.search(r"\b(?:average|mean)\s+(?:daily|per day|a day)\b|\bdaily average\b|\bper day on average\b", text):
+        return "day"
     if re.search(r"\bper\s+(?:1k|1,000|thousand|1000)\b", text):
         return "1k_requests"
     if re.search(r"\bper\s+(?:1m|million|1,000,000)\b|\bper\s+(?:1m\s+)?tokens?\b", text):
@@ -482,11 +514,12 @@ def _scenario(text: str, mentions: list[Mention]) -> tuple[Scenario | None, Ment
     if re.search(r"\bbatch(?:es|ed|ing)?\b", text) and (_WHAT_IF.search(text) or _ROUTE_VERB.search(text)):
         return Scenario(kind="batch", **common), None
     if m := re.search(rf"{_PCT}\s+(cheaper|more expensive|lower|higher|less|more|off|increase|decrease|drop|rise)",
-                      text) or re.search(rf"\bprices?\s+(?:drops?|fall\w*|cut\w*|decreas\w*|increas\w*|rise\w*|"
-                                         rf"goes up|go up|goes down|go down|change\w*)\s+(?:by\s+)?{_PCT}", text):  # fmt: skip
+                      text) or re.search(rf"\bprices?\s+(?:drops?|dropped|fall\w*|fell|cut\w*|decreas\w*|increas\w*|"
+                                         rf"rise\w*|rose|goes up|go up|went up|goes down|go down|went down|"
+                                         rf"change\w*)\s+(?:by\s+)?{_PCT}", text):  # fmt: skip
         value = float(m.group(1))
         words = m.group(0)
-        down = re.search(r"cheaper|lower|less|off|decreas|drop|fall|cut|down", words) is not None
+        down = re.search(r"cheaper|lower|less|off|decreas|drop|fall|fell|cut|down", words) is not None
         if re.search(r"price|cheaper|expensive|cost", text):
             return Scenario(kind="price_change", price_change_pct=-value if down else value), None
     if g := re.search(
@@ -598,10 +631,22 @@ def _follow(
     asked = context[-1].question if context else ""
     update: dict[str, Any] = {"readings": [*plan.readings], "unknown": plan.unknown, "source": "built-in"}
     if _WHY.search(low):
-        update["group_by"] = "feature" if previous.group_by != "feature" else "model"
+        top = context[-1].top if context else None
+        filtered = {f.dimension for f in previous.filters}
+        if previous.intent == "breakdown" and top and previous.group_by == "day":
+            start = datetime.fromisoformat(top).replace(tzinfo=UTC)
+            update["period"] = Period(start=start, end=start + timedelta(days=1), label=f"'{top}' as {top}")
+            update["top_n"] = None
+            filtered = set()
+        elif previous.intent == "breakdown" and top and previous.group_by in DIMENSION_COLUMNS:
+            update["filters"] = [*previous.filters, Filter(dimension=previous.group_by, values=[top])]
+            update["top_n"] = None
+            filtered.add(previous.group_by)
+        update["group_by"] = next(d for d in ("feature", "model", "user") if d not in filtered)
         if previous.intent not in ("compare", "anomalies"):
             update["intent"] = "breakdown"
-        update["readings"].append(f"Read 'why?' as what drove the answer to '{asked[:80]}': broken down by "
+        focus = f" (for {top})" if top and "top_n" in update else ""
+        update["readings"].append(f"Read 'why?' as what drove the answer to '{asked[:80]}'{focus}: broken down by "
                                   f"{update['group_by']}.")  # fmt: skip
         return _merged(previous, update)
     own = plan.intent not in ("total", "overview") and not re.search(

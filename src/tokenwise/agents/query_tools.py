@@ -71,7 +71,7 @@ async def _plan_query(ctx: RunContext, args: JSON) -> JSON:
         plan, why_not = await propose_plan(ctx.language, str(args["question"]), turns, values, today)
     if plan is None:
         plan = parse(
-            str(args["question"]), vocabulary, today, [Turn(t["question"], t["plan"]) for t in turns]
+            str(args["question"]), vocabulary, today, [Turn(t["question"], t["plan"], t.get("top")) for t in turns]
         )
     if (
         data_end is not None

@@ -57,7 +57,7 @@ Intent = Literal[
     "overview",  # everything measured, no single figure asked for
 ]
 RankBy = Literal["cost", "latency_ms", "tokens", "input_tokens", "output_tokens"]
-Unit = Literal["request", "1k_requests", "user", "feature", "1m_tokens"]
+Unit = Literal["request", "1k_requests", "user", "feature", "1m_tokens", "day"]  # day: a daily average
 ScenarioKind = Literal[
     "route", "output_cap", "cache_hit", "prompt_cache", "batch", "trim_context", "price_change", "growth"
 ]
@@ -177,6 +177,8 @@ class QueryPlan(BaseModel):
     # How ambiguous words were read ("reading 'last week' as 24-30 Nov 2025"), stated in the answer.
     readings: list[str] = Field(default_factory=list, max_length=10)
     unknown: list[UnknownName] = Field(default_factory=list, max_length=10)
+    # Parts of the question usage data cannot answer ("carbon footprint"): the answer says so.
+    unanswerable: list[str] = Field(default_factory=list, max_length=5)
     # Targets the optimisation report checks (cut spend by N %, a budget, a latency SLO).
     reduction_pct: float | None = Field(default=None, gt=0, le=100)
     budget_usd: float | None = Field(default=None, gt=0)

@@ -28,7 +28,7 @@ MEASURES: dict[str, str] = {
     "tokens": "sum(input_tokens + output_tokens)",
     "cached_input_tokens": "sum(cached_input_tokens)",
     "errors": "count(*) FILTER (WHERE is_error)",
-    "error_rate": "count(*) FILTER (WHERE is_error)::DOUBLE / nullif(count(*), 0)",
+    "error_rate": "100.0 * count(*) FILTER (WHERE is_error) / nullif(count(*), 0)",  # a percentage
     "latency_ms": "quantile_cont(latency_ms, 0.5)",
     "cost_per_request": "sum(cost) / nullif(count(*), 0)",
 }
@@ -113,7 +113,9 @@ def data_range(con: duckdb.DuckDBPyConnection) -> JSON:
 def measure_value(t: JSON, measure: str) -> float | None:
     """A measure of a `totals` result (latency is not a total: see percentiles)."""
     value = t.get("spend_usd" if measure == "spend" else measure)
-    return None if value is None else float(value)
+    if value is None:
+        return None
+    return 100 * float(value) if measure == "error_rate" else float(value)
 
 
 def execute(con: duckdb.DuckDBPyConnection, plan: QueryPlan) -> JSON:
@@ -141,7 +143,8 @@ def groups(con: duckdb.DuckDBPyConnection, plan: QueryPlan, scope: Scope, group_
     """The plan's measure (and requests, spend, share of spend) per value of `group_by`."""
     label, order = _group_expr(group_by, plan.intent)
     measure = MEASURES[plan.measure]
-    if group_by in DIMENSION_COLUMNS:
+    if group_by in DIMENSION_COLUMNS or (plan.intent == "breakdown" and plan.top_n):
+        # a ranking: "which day had the highest spend" orders days by their value, not by date
         direction = "ASC" if plan.order == "asc" else "DESC"
         order = f"value {direction} NULLS LAST, key"
     query = f"""
@@ -167,6 +170,13 @@ def groups(con: duckdb.DuckDBPyConnection, plan: QueryPlan, scope: Scope, group_
 
 def _total(con: duckdb.DuckDBPyConnection, plan: QueryPlan, scope: Scope, base: JSON) -> JSON:
     out: JSON = {"value": measure_value(base, plan.measure)}
+    if plan.unit == "day":
+        # a daily average: over the period's days when it names one, else the days the data spans
+        period = plan.period
+        if period is not None and period.start is not None and period.end is not None:
+            out["days"] = (period.end - period.start).total_seconds() / 86400
+        else:
+            out["days"] = round(base["span_days"], 2)
     if plan.measure == "latency_ms":
         out["percentiles"] = percentiles(con, scope, "latency_ms", plan.percentiles)
         out["value"] = out["percentiles"].get("p50")

@@ -106,7 +106,7 @@ def _route(con: duckdb.DuckDBPyConnection, s: Scenario, book: PriceBook, where: 
 def _cap(con: duckdb.DuckDBPyConnection, s: Scenario, book: PriceBook, where: str, params: JSON) -> JSON:
     saving, affected, excluded = one(
         con,
-        f"""SELECT sum(greatest(output_tokens - $cap, 0) * out_p) / 1e6 FILTER (WHERE out_p IS NOT NULL),
+        f"""SELECT sum(greatest(output_tokens - $cap, 0) * out_p) FILTER (WHERE out_p IS NOT NULL) / 1e6,
             count(*) FILTER (WHERE output_tokens > $cap), count(*) FILTER (WHERE out_p IS NULL)
             FROM usage {where}""",
         {**params, "cap": s.max_output_tokens},
@@ -143,8 +143,8 @@ def _prompt_cache(
     prefix = s.prefix_tokens or DEFAULT_PREFIX_TOKENS
     saving, affected, excluded = one(
         con,
-        f"""SELECT sum(least($prefix, input_tokens - cached_input_tokens) * (in_p - cached_p)) / 1e6
-                FILTER (WHERE in_p IS NOT NULL AND input_tokens >= $prefix),
+        f"""SELECT sum(greatest($prefix - cached_input_tokens, 0) * (in_p - cached_p))
+                FILTER (WHERE in_p IS NOT NULL AND input_tokens >= $prefix) / 1e6,
             count(*) FILTER (WHERE in_p IS NOT NULL AND input_tokens >= $prefix),
             count(*) FILTER (WHERE in_p IS NULL)
             FROM usage {where}""",
@@ -157,7 +157,7 @@ def _prompt_cache(
         "assumptions": [
             f"A shared prefix of {prefix:,} tokens{' (assumed: the question named none)' if not s.prefix_tokens else ''} "
             "is read from the provider's prompt cache at its cached-input price on every request at least "
-            "that long; tokens already cached are not counted twice.",
+            "that long; the part of it already cached is not counted twice.",
             "Cache writes (Anthropic charges 1.25x for them) and expiry between requests are not counted: "
             "read the figure as an upper bound.",
         ],
@@ -186,7 +186,12 @@ def _batch(con: duckdb.DuckDBPyConnection, s: Scenario, book: PriceBook, where: 
 def _trim(con: duckdb.DuckDBPyConnection, s: Scenario, book: PriceBook, where: str, params: JSON) -> JSON:
     saving, affected, excluded = one(
         con,
-        f"""SELECT sum(greatest(input_tokens - $limit, 0) * in_p) / 1e6 FILTER (WHERE in_p IS NOT NULL),
+        # The prompt keeps its first `limit` tokens, cached prefix first: uncached and cached tokens beyond
+        # the limit are saved at their own prices.
+        f"""SELECT sum(((input_tokens - cached_input_tokens) - (least(input_tokens, $limit)
+                - least(cached_input_tokens, $limit))) * in_p
+                + (cached_input_tokens - least(cached_input_tokens, $limit)) * cached_p)
+                FILTER (WHERE in_p IS NOT NULL) / 1e6,
             count(*) FILTER (WHERE input_tokens > $limit), count(*) FILTER (WHERE in_p IS NULL)
             FROM usage {where}""",
         {**params, "limit": s.max_input_tokens},
@@ -196,8 +201,8 @@ def _trim(con: duckdb.DuckDBPyConnection, s: Scenario, book: PriceBook, where: s
         "affected": int(affected),
         "excluded": int(excluded),
         "assumptions": [
-            f"Contexts longer than {s.max_input_tokens:,} tokens are trimmed to it; the tokens removed are "
-            "saved at the model's input price.",
+            f"Contexts longer than {s.max_input_tokens:,} tokens keep their first {s.max_input_tokens:,} "
+            "(the cached prefix first); the tokens removed are saved at the model's input (or cached) price.",
             "Whether answers stay as good with less context is not measured.",
         ],
     }

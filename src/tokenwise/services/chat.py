@@ -203,11 +203,13 @@ class Chat:
         for report, question in reversed(found):
             report = report or {}
             answer = report.get("answer") or {}
+            rows = ((answer.get("table") or {}).get("rows")) or [[None]]
             turns.append(
                 {
                     "question": question,
                     "plan": report.get("plan") or {},
                     "answer": str(answer.get("text") or report.get("summary") or "")[:1000],
+                    "top": None if rows[0][0] is None else str(rows[0][0])[:200],
                 }
             )
         return turns

@@ -265,6 +265,10 @@ def test_a_report_without_an_answer_renders_as_before(page: Page, server: LiveSe
     expect(run.get_by_role("region", name="Answer", exact=True).locator("h1")).to_have_text("Spend")
     expect(run.locator("figure[data-chart=spend-by-model] rect.bar")).to_have_count(1)
     expect(run.get_by_role("button", name="Download Markdown")).to_be_visible()
+    # The data's dollars and monthly dollars side by side: each caption says which.
+    expect(run.locator("figure[data-chart] figcaption")).to_have_text(
+        ["Spend by model ($, over the data's period)", "Savings by strategy ($ a month)"]
+    )
 
 
 def test_the_finished_trace_folds_to_one_line(page: Page, server: LiveServer) -> None:
@@ -346,12 +350,13 @@ def test_spend_per_day_is_a_line_chart(asker: Callable[[str], Locator], snap: Ca
     snap("answer-line-chart")
 
 
-def test_spend_by_feature_is_bars(asker: Callable[[str], Locator]) -> None:
+def test_spend_by_feature_is_bars(asker: Callable[[str], Locator], snap: Callable[..., Path]) -> None:
     run = asker("spend by feature")
     bars = run.locator(".answer-card figure[data-kind=bar] rect.bar")
     expect(bars).to_have_count(len(FEATURES))
     labels = bars.evaluate_all("els => els.map(e => e.dataset.label)")
     assert sorted(labels) == sorted(FEATURES)
+    snap("answer-bars")
 
 
 def test_a_table_scrolls_sideways_on_a_phone_with_its_first_column_fixed(

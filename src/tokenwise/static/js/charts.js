@@ -78,7 +78,7 @@ export function lineChart(title, data, { unit = null, format = (v) => String(v),
   const shown = data.slice(0, 40).map((p) => `${p.label}: ${format(p.value)}`);
   const summary = shown.join("; ") + (data.length > shown.length ? `; and ${data.length - shown.length} more` : "");
   const svg = frame("chart line-chart", W, H, title, summary);
-  const { ticks, low, high } = niceScale(data.map((p) => p.value));
+  const { ticks, low, high, step } = niceScale(data.map((p) => p.value));
   const y = (v) => pad.top + plotH - ((v - low) / (high - low)) * plotH;
   const x = (i) => pad.left + (data.length > 1 ? (i / (data.length - 1)) * plotW : plotW / 2);
 
@@ -86,7 +86,7 @@ export function lineChart(title, data, { unit = null, format = (v) => String(v),
     const ty = y(tick).toFixed(1);
     svg.append(
       s("line", { class: tick === 0 ? "axis" : "grid", x1: pad.left, x2: W - pad.right, y1: ty, y2: ty }),
-      s("text", { class: "tick", x: pad.left - 6, y: ty, "text-anchor": "end", "dominant-baseline": "middle" }, compact(tick, unit)),
+      s("text", { class: "tick", x: pad.left - 6, y: ty, "text-anchor": "end", "dominant-baseline": "middle" }, compact(tick, unit, step)),
     );
   }
   svg.append(s("line", { class: "axis", x1: pad.left, x2: pad.left, y1: pad.top, y2: pad.top + plotH }));
@@ -142,7 +142,7 @@ export function niceScale(values, count = 4) {
   const high = Math.ceil(max / step) * step;
   const ticks = [];
   for (let t = low; t <= high + step / 2; t += step) ticks.push(Number(t.toPrecision(12)));
-  return { ticks, low, high };
+  return { ticks, low, high, step };
 }
 
 /** At most `room` evenly spread indexes of `n` points, always the first and the last. */
@@ -151,7 +151,7 @@ function labelIndexes(n, room) {
   const every = Math.ceil((n - 1) / (room - 1));
   const picked = [];
   for (let i = 0; i < n - 1; i += every) picked.push(i);
-  if (n - 1 - picked[picked.length - 1] < every / 2) picked.pop();
+  if (picked.length > 1 && n - 1 - picked[picked.length - 1] < every) picked.pop(); // room for the last
   picked.push(n - 1);
   return picked;
 }

@@ -26,8 +26,9 @@ export function renderReportExtras(report, markdown, { actions = true } = {}) {
     h(
       "div",
       { class: "charts" },
-      chartFigure("Spend by model", spendByModel(report)),
-      chartFigure("Savings by strategy", savingsByStrategy(report, strategies)),
+      // The data's period beside monthly figures: each caption says which dollars it shows.
+      chartFigure("Spend by model", spendByModel(report), periodNote(report)),
+      chartFigure("Savings by strategy", savingsByStrategy(report, strategies), "$ a month"),
     ),
     actions ? renderReportActions(report, markdown) : null,
   );
@@ -55,12 +56,20 @@ function savingsByStrategy(report, strategies) {
   return data.map((p) => ({ ...p, label: STRATEGY_NAMES[p.label] || p.label }));
 }
 
-function chartFigure(title, data) {
+function periodNote(report) {
+  const period = report.measurements?.period;
+  if (!period || !period.start || !period.end) return "$, over the data's period";
+  const start = String(period.start).slice(0, 10);
+  const end = String(period.end).slice(0, 10);
+  return start === end ? `$, on ${start}` : `$, ${start} to ${end}`;
+}
+
+function chartFigure(title, data, note) {
   const body = data.length
-    ? barChart(title, data)
+    ? barChart(`${title} (${note})`, data)
     : h("p", { class: "muted" }, "No figures to chart yet: they come from usage data with prices.");
   return h("figure", { class: "chart-figure", dataset: { chart: slug(title), points: String(data.length) } },
-    h("figcaption", {}, title), body);
+    h("figcaption", {}, title, h("span", { class: "unit-note" }, ` (${note})`)), body);
 }
 
 function strategyTable(strategies) {

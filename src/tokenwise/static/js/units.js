@@ -91,15 +91,22 @@ export function noteFor(label, unit) {
   return text.includes(note) ? "" : note;
 }
 
-/** A short form for chart axes: $1.2k, $0.05, 12%, 3.4M. */
-export function compact(n, unit) {
+/** A short form for chart axes: $1.2k, $0.05, 12%, 3.4M; with `step`, every tick has the step's decimals. */
+export function compact(n, unit, step = null) {
   const abs = Math.abs(n);
-  const short = abs >= 1000
-    ? n.toLocaleString("en-US", { notation: "compact", maximumSignificantDigits: 3 })
-    : abs >= 1 || abs === 0 ? grouped(n, abs >= 10 ? 0 : 1) : n.toLocaleString("en-US", { maximumSignificantDigits: 2 });
+  let short;
+  if (abs >= 1000) short = n.toLocaleString("en-US", { notation: "compact", maximumSignificantDigits: 3 });
+  else if (step) short = grouped(n, decimals(step), decimals(step));
+  else if (abs >= 1 || abs === 0) short = grouped(n, abs >= 10 ? 0 : 1);
+  else short = n.toLocaleString("en-US", { maximumSignificantDigits: 2 });
   if (isUsd(unit)) return n < 0 ? `-$${short.slice(1)}` : `$${short}`;
   if (unit === "pct") return `${short}%`;
   return short;
+}
+
+function decimals(step) {
+  const text = String(Number(step.toPrecision(6)));
+  return text.includes("e-") ? Number(text.split("e-")[1]) : (text.split(".")[1] || "").length;
 }
 
 /** True for the units whose numbers are dollars of any kind. */
