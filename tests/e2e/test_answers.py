@@ -43,12 +43,22 @@ def evaluation(
     account = asyncio.run(target.new_account())
     dataset = asyncio.run(upload(target.url, account.access_token, path))
     assert dataset["row_count"] == len(rows)
-    asked = asyncio.run(ask_all(target.url, account.access_token, concurrency=4, timeout=60))
+    # Only the cases selected (-k ...) are asked, each after the earlier questions of its thread.
+    selected = {
+        item.callspec.params["index"]
+        for item in request.session.items
+        if item.module is request.module and hasattr(item, "callspec")
+    }
+    asked = asyncio.run(ask_all(target.url, account.access_token, only=selected, concurrency=4, timeout=60))
     yield Evaluation(truths, asked)
-    right = sum(not check(CASES[i], truths[i], a.answer) and a.error is None for i, a in asked.items())
+    right = sum(
+        not check(CASES[i], truths[i], a.answer) and a.error is None
+        for i, a in asked.items()
+        if i in selected
+    )
     capture = request.config.pluginmanager.get_plugin("capturemanager")
     with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
-        print(f"\nanswer evaluation: {right}/{len(CASES)} right; {timing_line(asked)}")
+        print(f"\nanswer evaluation: {right}/{len(selected)} right; {timing_line(asked)}")
 
 
 @pytest.mark.parametrize("index", range(len(CASES)), ids=[case.slug for case in CASES])
@@ -56,5 +66,6 @@ def test_answer(evaluation: Evaluation, index: int) -> None:
     case, asked = CASES[index], evaluation.asked[index]
     assert asked.error is None, f"{case.question!r}: {asked.error}"
     problems = check(case, evaluation.truths[index], asked.answer)
-    shown = json.dumps(asked.answer, default=str)[:1500] if asked.answer else "(no answer)"
+    answer = asked.answer or {}
+    shown = f"{answer.get('text')!r}\nfigures: {json.dumps(answer.get('figures'))[:800]}"
     assert not problems, f"{case.question!r}: {'; '.join(problems)}\nanswer: {shown}"

@@ -13,7 +13,7 @@ import json
 import statistics
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -112,17 +112,29 @@ async def _conversation(ws_url: str, token: str, chain: Sequence[int], timeout: 
 
 
 async def ask_all(
-    base_url: str, token: str, cases: Sequence[Case] = CASES, *, concurrency: int = 4, timeout: float = 60
+    base_url: str,
+    token: str,
+    cases: Sequence[Case] = CASES,
+    *,
+    only: Collection[int] | None = None,
+    concurrency: int = 4,
+    timeout: float = 60,
 ) -> dict[int, Asked]:
-    """Every case's run, conversations `concurrency` at a time."""
+    """Every case's run (or those of `only`, with the questions of their thread before them),
+    conversations `concurrency` at a time."""
     ws_url = "ws" + base_url.removeprefix("http") + "/ws"
     gate = asyncio.Semaphore(concurrency)
+    chains = threads(cases)
+    if only is not None:
+        wanted = set(only)
+        cut = [[i for i in chain if i <= max(wanted & set(chain), default=-1)] for chain in chains]
+        chains = [chain for chain in cut if chain]
 
     async def run(chain: list[int]) -> list[Asked]:
         async with gate:
             return await _conversation(ws_url, token, chain, timeout)
 
-    results = await asyncio.gather(*(run(chain) for chain in threads(cases)))
+    results = await asyncio.gather(*(run(chain) for chain in chains))
     return {asked.index: asked for chain in results for asked in chain}
 
 

@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime, timedelta
 from tokenwise.analysis.plan import Period
 
 STALE_AFTER = timedelta(days=31)
+DASH = "\u2013"  # en dash, as in "24\u201330 Nov 2025"
 _MONTHS = {
     name: number
     for number, names in enumerate(
@@ -44,6 +45,7 @@ _WORD_NUMBERS = {
 _COUNT = r"(?P<count>\d{1,4}|" + "|".join(_WORD_NUMBERS) + r")"
 _DAY = r"(?P<{n}>[0-3]?\d)(?:st|nd|rd|th)?"
 _YEAR = r"(?:,?\s*(?P<{n}>20\d\d))?"
+_TO = r"(?:to|and|until|through|-|\u2013)"
 _UNITS = {"hour": 1 / 24, "day": 1, "week": 7, "month": 30, "year": 365}
 
 
@@ -63,21 +65,24 @@ def _y(name: str) -> str:
 _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
     (kind, re.compile(pattern, re.IGNORECASE))
     for kind, pattern in (
-        ("iso_range", r"\b(?:from|between)?\s*(?P<a>20\d\d-[01]\d-[0-3]\d)\s*(?:to|and|until|through|-|–)\s*"
+        ("iso_range", rf"\b(?:from|between)?\s*(?P<a>20\d\d-[01]\d-[0-3]\d)\s*{_TO}\s*"
          r"(?P<b>20\d\d-[01]\d-[0-3]\d)\b"),
-        ("range_dm", rf"\b(?:from|between)\s+{_d('d1')}\s*(?:{_m('m1')}\s*)?(?:to|and|until|through|-|–)\s*"
+        ("range_dm", rf"\b(?:from|between)\s+{_d('d1')}\s*(?:{_m('m1')}\s*)?{_TO}\s*"
          rf"{_d('d2')}\s+{_m('m2')}{_y('y')}"),
-        ("range_md", rf"\b(?:from|between)\s+{_m('m1')}\s*{_d('d1')}\s*(?:to|and|until|through|-|–)\s*"
+        ("range_md", rf"\b(?:from|between)\s+{_m('m1')}\s*{_d('d1')}\s*{_TO}\s*"
          rf"(?:{_m('m2')}\s*)?{_d('d2')}\b{_y('y')}"),
-        ("range_short_md", rf"\b{_m('m1')}\s*{_d('d1')}\s*(?:-|–)\s*{_d('d2')}\b{_y('y')}"),
-        ("range_short_dm", rf"\b{_d('d1')}\s*(?:-|–)\s*{_d('d2')}\s+{_m('m1')}{_y('y')}"),
-        ("since", rf"\bsince\s+(?:(?P<iso>20\d\d-[01]\d-[0-3]\d)|{_m('m1')}\s*{_d('d1')}|{_d('d2')}\s+{_m('m2')})"),
+        ("range_short_md", rf"\b{_m('m1')}\s*{_d('d1')}\s*(?:-|\u2013)\s*{_d('d2')}\b{_y('y')}"),
+        ("range_short_dm", rf"\b{_d('d1')}\s*(?:-|\u2013)\s*{_d('d2')}\s+{_m('m1')}{_y('y')}"),
+        ("since", rf"\bsince\s+(?:(?P<iso>20\d\d-[01]\d-[0-3]\d)|{_m('m1')}\s*{_d('d1')}|"
+                  rf"{_d('d2')}\s+{_m('m2')})"),
         ("iso_day", r"\b(?P<a>20\d\d-[01]\d-[0-3]\d)\b"),
         ("day_md", rf"\b{_m('m1')}\s+{_d('d1')}\b{_y('y')}"),
         ("day_dm", rf"\b{_d('d1')}\s+(?:of\s+)?{_m('m1')}{_y('y')}"),
         ("relative_day", r"\b(?P<word>today|yesterday|the day before yesterday)\b"),
-        ("last_n", rf"\b(?:the\s+)?(?:last|past|previous|trailing)\s+{_COUNT}\s+(?P<unit>hour|day|week|month|year)s?\b"),
-        ("this_unit", r"\b(?P<which>this|last|previous|past|the\s+previous)\s+(?P<unit>week|month|quarter|year)\b"),
+        ("last_n", rf"\b(?:the\s+)?(?:last|past|previous|trailing)\s+{_COUNT}\s+"
+                   r"(?P<unit>hour|day|week|month|year)s?\b"),
+        ("this_unit", r"\b(?P<which>this|last|previous|past|the\s+previous)\s+"
+                      r"(?P<unit>week|month|quarter|year)\b"),
         ("week_before", r"\b(?:the\s+)?(?P<unit>week|month)\s+before(?:\s+(?:that|last|it))?\b"),
         ("month", rf"\b(?:in|during|for|of|over)?\s*{_m('m1')}{_y('y')}(?![\s-]*\d)"),
         ("year", r"\b(?:in|during)\s+(?P<y>20\d\d)\b"),
@@ -112,15 +117,15 @@ def _fmt(day: date) -> str:
 
 
 def span_label(start: date, end_exclusive: date) -> str:
-    """`24–30 Nov 2025`, `1 Oct 2025`, `28 Oct – 3 Nov 2025`."""
+    """`24-30 Nov 2025` (with an en dash), `1 Oct 2025`, `28 Oct - 3 Nov 2025`."""
     last = end_exclusive - timedelta(days=1)
     if last == start:
         return _fmt(start)
     if (start.year, start.month) == (last.year, last.month):
-        return f"{start.day}–{last.day} {last.strftime('%b')} {last.year}"
+        return f"{start.day}{DASH}{last.day} {last.strftime('%b')} {last.year}"
     if start.year == last.year:
-        return f"{start.day} {start.strftime('%b')} – {_fmt(last)}"
-    return f"{_fmt(start)} – {_fmt(last)}"
+        return f"{start.day} {start.strftime('%b')} {DASH} {_fmt(last)}"
+    return f"{_fmt(start)} {DASH} {_fmt(last)}"
 
 
 def days_period(start: date, end_exclusive: date, words: str) -> Period:
@@ -184,19 +189,22 @@ def _interpret(kind: str, m: re.Match[str], today: date, earlier: list[Reading])
         m2 = _month_of(g.get("m2")) or m1
         if m1 is None or m2 is None:
             return None
-        first = _recent(m1, int(g["d1"]), today, g.get("y"))
-        last = _recent(m2, int(g["d2"]), today, g.get("y") or (str(first.year) if first else None))
-        if first is None or last is None or last < first:
+        opening = _recent(m1, int(g["d1"]), today, g.get("y"))
+        closing = _recent(m2, int(g["d2"]), today, g.get("y") or (str(opening.year) if opening else None))
+        if opening is None or closing is None or closing < opening:
             return None
-        return days_period(first, last + timedelta(days=1), words)
+        return days_period(opening, closing + timedelta(days=1), words)
     if kind == "since":
-        if g.get("iso"):
-            first: date | None = date.fromisoformat(g["iso"])
-        else:
-            month = _month_of(g.get("m1")) or _month_of(g.get("m2"))
-            day = g.get("d1") or g.get("d2")
-            first = _recent(month, int(day), today, None) if month and day else None
-        return days_period(first, today + timedelta(days=1), words) if first and first <= today else None
+        month = _month_of(g.get("m1")) or _month_of(g.get("m2"))
+        day = g.get("d1") or g.get("d2")
+        since = (
+            date.fromisoformat(g["iso"])
+            if g.get("iso")
+            else _recent(month, int(day), today, None)
+            if month and day
+            else None
+        )
+        return days_period(since, today + timedelta(days=1), words) if since and since <= today else None
     if kind in ("day_md", "day_dm"):
         month = _month_of(g.get("m1"))
         day = _recent(month, int(g["d1"]), today, g.get("y")) if month else None
@@ -211,8 +219,8 @@ def _interpret(kind: str, m: re.Match[str], today: date, earlier: list[Reading])
             return None
         if unit == "hour":
             end = _at(today)
-            return Period(start=end - timedelta(hours=count), end=end, label=f"'{words}' as the {count} hours "
-                          f"before {_fmt(today)}")  # fmt: skip
+            label = f"'{words}' as the {count} hours before {_fmt(today)}"
+            return Period(start=end - timedelta(hours=count), end=end, label=label)
         return days_period(today - timedelta(days=round(count * _UNITS[unit])), today, words)
     if kind == "this_unit" and g["which"].lower() == "past" and g["unit"].lower() in ("week", "month"):
         # "the past week" is the last seven days; "last week" is the calendar week before this one
@@ -269,7 +277,8 @@ def _calendar_unit(unit: str, back: int, today: date, words: str) -> Period:
 
 def previous_like(period: Period) -> Period:
     """The period of the same length just before `period` (week before, month before, ...)."""
-    assert period.start is not None and period.end is not None
+    assert period.start is not None
+    assert period.end is not None
     start, end = period.start, period.end
     if start.day == 1 and end.day == 1 and (end - start).days >= 28:
         prev_end = start

@@ -42,3 +42,18 @@ def days(value: float | None) -> str:
     if value is None:
         return "unknown"
     return f"{value:.1f} days" if value >= 1 else f"{value * 24:.1f} hours"
+
+
+def fmt(value: float | None, unit: str | None) -> str:
+    """A figure as the answer writes it, by unit."""
+    if value is None:
+        return "unknown"
+    if unit and unit.startswith("usd"):
+        return usd(value) + (" a month" if unit == "usd_per_month" else "")
+    if unit == "pct":
+        return pct(value)
+    if unit == "ms":
+        return f"{count(value)} ms"
+    if unit in ("requests_per_s", "tokens_per_s"):
+        return f"{value:,.2f}" if value < 10 else count(value)
+    return count(value)

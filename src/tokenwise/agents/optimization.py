@@ -253,11 +253,17 @@ async def run_optimization(ctx: RunContext, scope: AgentScope) -> JSON:
         )
         priced = await scope.call(PRICE_SCENARIO, plan)
         if priced.get("saving_monthly_usd") is not None:
-            scope.think(
-                f"{usd(priced['saving_monthly_usd'])} a month ({pct(priced.get('saving_pct'))} of the scope's spend)."
-            )
-        return {"scenario": priced, "quantified": priced.get("saving_monthly_usd") is not None, "strategies": [],
-                "candidates": [], "not_checked": [], "target": None, "reason": "A priced what-if."}  # fmt: skip
+            saving, share = usd(priced["saving_monthly_usd"]), pct(priced.get("saving_pct"))
+            scope.think(f"{saving} a month ({share} of the scope's spend).")
+        return {
+            "scenario": priced,
+            "quantified": priced.get("saving_monthly_usd") is not None,
+            "strategies": [],
+            "candidates": [],
+            "not_checked": [],
+            "target": None,
+            "reason": "A priced what-if.",
+        }
     analysis = ctx.results.get("data", {}).get("analysis") or {}
     requests = int((analysis.get("measurements") or {}).get("requests") or 0)
     scope.think(f"Evaluating savings strategies measured on {requests:,} requests.")

@@ -15,9 +15,9 @@ from pydantic import ValidationError
 
 from tokenwise.agents.base import RunContext
 from tokenwise.agents.calendar import reference_day
-from tokenwise.agents.parser import Turn, parse
 from tokenwise.agents.plan_proposal import propose_plan
 from tokenwise.agents.tooling import JSON, Tool
+from tokenwise.agents.understanding import Turn, parse
 from tokenwise.agents.vocabulary import Vocabulary
 from tokenwise.analysis.plan import QueryPlan
 from tokenwise.analysis.pricing import PriceBook
@@ -70,17 +70,16 @@ async def _plan_query(ctx: RunContext, args: JSON) -> JSON:
     if ctx.language.enabled:
         plan, why_not = await propose_plan(ctx.language, str(args["question"]), turns, values, today)
     if plan is None:
-        plan = parse(
-            str(args["question"]), vocabulary, today, [Turn(t["question"], t["plan"], t.get("top")) for t in turns]
-        )
+        earlier = [Turn(t["question"], t["plan"], t.get("top")) for t in turns]
+        plan = parse(str(args["question"]), vocabulary, today, earlier)
     if (
         data_end is not None
         and today != datetime.now(UTC).date()
         and (plan.period or plan.comparison or plan.horizon)
     ):
         note = (
-            f"Your data ends {data_end:%-d %b %Y}, so 'today' is read as {today:%-d %b %Y}, the day after its "
-            "newest request."
+            f"Your data ends {data_end:%-d %b %Y}, so 'today' is read as {today:%-d %b %Y}, the day after "
+            "its newest request."
         )
         plan = plan.model_copy(update={"readings": [note, *plan.readings][:10]})
     return {
@@ -148,8 +147,12 @@ async def _run_query(ctx: RunContext, args: JSON) -> JSON:
 
 def _compact_query(result: JSON) -> JSON:
     scope = result.get("scope") or {}
-    out: JSON = {"intent": result.get("intent"), "empty": result.get("empty"), "requests": scope.get("requests"),
-                 "spend_usd": scope.get("spend_usd")}  # fmt: skip
+    out: JSON = {
+        "intent": result.get("intent"),
+        "empty": result.get("empty"),
+        "requests": scope.get("requests"),
+        "spend_usd": scope.get("spend_usd"),
+    }
     for key in ("value", "share", "forecast", "count", "peak_requests_per_s", "percentiles", "change"):
         if key in result:
             out[key] = result[key]
@@ -198,8 +201,8 @@ def _compact_scenario(result: JSON) -> JSON:
 
 PRICE_SCENARIO = Tool(
     name="price_scenario",
-    description="Price a what-if over the plan's scope at list prices: routing to another model, output caps, "
-    "cache hit rates, prompt caching, batch APIs, context trimming, price changes, traffic growth.",
+    description="Price a what-if over the plan's scope at list prices: routing to another model, output "
+    "caps, cache hit rates, prompt caching, batch APIs, context trimming, price changes, traffic growth.",
     args_schema=_PLAN_SCHEMA,
     fn=_price_scenario,
     compact=_compact_scenario,
@@ -210,4 +213,4 @@ def file_paths(paths: list[Path]) -> list[str]:
     return [os.fspath(p) for p in paths]
 
 
-__all__ = ["FULL_ANALYSIS", "PLAN_QUERY", "PRICE_SCENARIO", "RUN_QUERY", "plan_of", "priced_models", "Any"]
+__all__ = ["FULL_ANALYSIS", "PLAN_QUERY", "PRICE_SCENARIO", "RUN_QUERY", "Any", "plan_of", "priced_models"]

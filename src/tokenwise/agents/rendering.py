@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from tokenwise.agents.figures import count, days, pct, usd
+from tokenwise.agents.figures import count, days, fmt, pct, usd
 from tokenwise.agents.tooling import JSON
 
 _PROVIDERS = {
@@ -31,7 +31,7 @@ def render(report: JSON) -> str:
     question's keeps every measurement and strategy below its answer.
     """
     answer = report.get("answer") if isinstance(report.get("answer"), dict) else None
-    plan = report.get("plan") if isinstance(report.get("plan"), dict) else {}
+    plan: JSON = report["plan"] if isinstance(report.get("plan"), dict) else {}
     if answer is not None and plan.get("intent") not in ("optimize", "overview", None):
         blocks = [f"# {report['title']}", *_answer(answer)]
         blocks += _data(report.get("data") or {})
@@ -75,8 +75,6 @@ def render(report: JSON) -> str:
 
 
 def _answer(answer: JSON) -> list[str]:
-    from tokenwise.agents.answer import fmt  # noqa: PLC0415 - answer imports this module for `safe`
-
     blocks = [f"**{safe(answer.get('text'), 4000)}**"]
     notes = [*answer.get("readings", []), *answer.get("assumptions", [])]
     if notes:
@@ -87,15 +85,19 @@ def _answer(answer: JSON) -> list[str]:
         head = "| " + " | ".join(safe(c["label"], 80) for c in columns) + " |"
         rule = "| " + " | ".join("---" for _ in columns) + " |"
         body = "\n".join(
-            "| " + " | ".join(
-                "—" if v is None
-                else safe(v, 80) if c.get("unit") is None or not isinstance(v, int | float) else fmt(v, c["unit"])
-                for c, v in zip(columns, row, strict=False)
-            ) + " |"
+            "| " + " | ".join(_cell(v, c.get("unit")) for c, v in zip(columns, row, strict=False)) + " |"
             for row in table["rows"][:50]
-        )  # fmt: skip
+        )
         blocks.append(f"{head}\n{rule}\n{body}")
     return blocks
+
+
+def _cell(value: object, unit: str | None) -> str:
+    if value is None:
+        return "—"
+    if unit is None or not isinstance(value, int | float):
+        return safe(value, 80)
+    return fmt(value, unit)
 
 
 def _data(data: JSON) -> list[str]:

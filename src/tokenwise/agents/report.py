@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from pydantic import ValidationError
 
-from tokenwise.agents.answer import write
+from tokenwise.agents.answers import write
 from tokenwise.agents.data_helper import data_request
 from tokenwise.agents.figures import count, days, pct, usd
 from tokenwise.agents.optimization import load_profile
-from tokenwise.agents.sufficiency import judge
 from tokenwise.agents.query_tools import FULL_ANALYSIS
+from tokenwise.agents.sufficiency import judge
 from tokenwise.agents.tooling import JSON
 from tokenwise.analysis.plan import QueryPlan
 
@@ -80,6 +80,8 @@ def compose(results: dict[str, JSON]) -> JSON:
     text = summary(measurements, strategies, optimization, entities, sufficiency, analysis is not None)
     if answer is None and plan is not None and rows:
         answer = _summary_answer(text, measurements, strategies, plan.intent)
+    elif answer is None and plan is not None:
+        answer = _no_data_answer(plan)
     if answer is not None and plan is not None and plan.intent not in FULL_ANALYSIS:
         text = str(answer["text"])
     return {
@@ -163,6 +165,24 @@ def _summary_answer(text: str, m: JSON, strategies: list[JSON], intent: str) -> 
     ]
     return {"intent": intent, "text": text, "figures": figures, "table": None, "series": None, "readings": [],
             "unknown": [], "missing": [], "answerable": True}  # fmt: skip
+
+
+def _no_data_answer(plan: QueryPlan) -> JSON:
+    text = (
+        "There is no usage data yet, so this cannot be answered: upload a usage log (CSV, JSON Lines or "
+        "Parquet) with a timestamp, model and token counts per request, and ask again."
+    )
+    return {
+        "intent": plan.intent,
+        "text": text,
+        "figures": [],
+        "table": None,
+        "series": None,
+        "readings": list(plan.readings),
+        "unknown": [],
+        "missing": ["usage data"],
+        "answerable": False,
+    }
 
 
 def _sufficiency(triage: JSON, data: JSON, datasets: list[JSON], category: str) -> JSON:

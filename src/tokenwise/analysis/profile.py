@@ -37,7 +37,6 @@ OPTIONAL = (
 )
 
 
-
 def _totals(present: set[str]) -> str:
     counts = ", ".join(f"count({c})" if c in present else "0" for c in OPTIONAL)
     # only the constant column names above are interpolated

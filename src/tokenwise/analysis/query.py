@@ -107,7 +107,8 @@ def totals(con: duckdb.DuckDBPyConnection, scope: Scope) -> JSON:
 
 def data_range(con: duckdb.DuckDBPyConnection) -> JSON:
     start, end, n = one(con, "SELECT min(ts), max(ts), count(*) FROM usage")
-    return {"first": start.isoformat() if start else None, "last": end.isoformat() if end else None, "rows": n}
+    first, last = (moment.isoformat() if moment else None for moment in (start, end))
+    return {"first": first, "last": last, "rows": n}
 
 
 def measure_value(t: JSON, measure: str) -> float | None:
@@ -227,7 +228,8 @@ def _top_requests(con: duckdb.DuckDBPyConnection, plan: QueryPlan, scope: Scope,
     found = rows(
         con,
         f"""SELECT request_ref, ts, model, feature, user_tag, input_tokens, output_tokens, latency_ms, cost
-            FROM usage {scope.and_(f"({rank}) IS NOT NULL")} ORDER BY {rank} {direction} LIMIT {int(limit)}""",
+            FROM usage {scope.and_(f"({rank}) IS NOT NULL")}
+            ORDER BY {rank} {direction} LIMIT {int(limit)}""",
         scope.params,
     )
     keys = ("request_id", "ts", "model", "feature", "user", "input_tokens", "output_tokens", "latency_ms")
@@ -242,7 +244,8 @@ def _top_requests(con: duckdb.DuckDBPyConnection, plan: QueryPlan, scope: Scope,
 
 def percentiles(con: duckdb.DuckDBPyConnection, scope: Scope, column: str, ps: list[float]) -> JSON:
     qs = [p / 100 for p in ps]
-    (values,) = one(con, f"SELECT quantile_cont({column}, $qs) FROM usage {scope.where}", {**scope.params, "qs": qs})
+    query = f"SELECT quantile_cont({column}, $qs) FROM usage {scope.where}"
+    (values,) = one(con, query, {**scope.params, "qs": qs})
     if values is None:
         return {}
     return {_p(p): float(v) for p, v in zip(ps, values, strict=True)}
@@ -341,7 +344,11 @@ def _unit_cost(con: duckdb.DuckDBPyConnection, plan: QueryPlan, scope: Scope, ba
             scope.params,
         )
         out["groups"] = [
-            {"key": None if k is None else str(k), "value": None if v is None else float(v), "requests": int(n)}
+            {
+                "key": None if k is None else str(k),
+                "value": None if v is None else float(v),
+                "requests": int(n),
+            }
             for k, v, n in found
         ]
     return out
@@ -372,17 +379,17 @@ def _compare(con: duckdb.DuckDBPyConnection, plan: QueryPlan, scope: Scope, base
         return out
     assert comparison.dimension is not None
     skip = (comparison.dimension,)
-    items = []
+    items: list[JSON] = []
     for value in comparison.values:
         kept = [f for f in plan.filters if f.dimension not in skip]
         narrowed = plan.model_copy(
             update={"filters": [*kept, Filter(dimension=comparison.dimension, values=[value])]}
         )
         items.append({"value": value, "totals": totals(con, Scope(narrowed))})
-    out = {"kind": "values", "dimension": comparison.dimension, "items": items}
+    values: JSON = {"kind": "values", "dimension": comparison.dimension, "items": items}
     if len(items) >= 2:
-        out["change"] = _change(items[0]["totals"], items[1]["totals"], plan.measure)
-    return out
+        values["change"] = _change(items[0]["totals"], items[1]["totals"], plan.measure)
+    return values
 
 
 def _change(a: JSON, b: JSON, measure: str) -> JSON:
@@ -448,8 +455,10 @@ def _forecast(con: duckdb.DuckDBPyConnection, plan: QueryPlan, scope: Scope, bas
     horizon = plan.horizon
     if horizon is None or horizon.start is None or horizon.end is None:
         days = plan.horizon_days or 30
-        horizon = Period(start=last_day + timedelta(days=1), end=last_day + timedelta(days=1 + days), label="")
-    assert horizon.start is not None and horizon.end is not None
+        start = last_day + timedelta(days=1)
+        horizon = Period(start=start, end=start + timedelta(days=days), label="")
+    assert horizon.start is not None
+    assert horizon.end is not None
     offset = (horizon.start - last_day).days + len(values) - 1
     length = max((horizon.end - horizon.start).days, 1)
     xs = [offset + k for k in range(length)]
@@ -476,10 +485,10 @@ def _forecast(con: duckdb.DuckDBPyConnection, plan: QueryPlan, scope: Scope, bas
 
 
 def _capacity(con: duckdb.DuckDBPyConnection, plan: QueryPlan, scope: Scope, base: JSON) -> JSON:
-    per_second = f"""SELECT date_trunc('second', ts) AS s, count(*) AS n, sum(input_tokens + output_tokens) AS t
-        FROM usage {scope.where} GROUP BY 1"""
+    per_second = f"""SELECT date_trunc('second', ts) AS s, count(*) AS n,
+        sum(input_tokens + output_tokens) AS t FROM usage {scope.where} GROUP BY 1"""
     peak_n, peak_t, busy = one(con, f"SELECT max(n), max(t), count(*) FROM ({per_second})", scope.params)
-    seconds = max(int(round(base["span_days"] * 86400)) + 1, int(busy))
+    seconds = max(round(base["span_days"] * 86400) + 1, int(busy))
     p99_n, p99_t = _padded(con, per_second, scope.params, seconds, busy)
     return {
         "peak_requests_per_s": int(peak_n or 0),
@@ -501,7 +510,8 @@ def _padded(
     if pos < zeros:
         return 0.0, 0.0
     fraction = (pos - zeros) / (busy - 1) if busy > 1 else 0.0
-    n, t = one(con, f"SELECT quantile_cont(n, $q), quantile_cont(t, $q) FROM ({per_second})", {**params, "q": fraction})
+    query = f"SELECT quantile_cont(n, $q), quantile_cont(t, $q) FROM ({per_second})"
+    n, t = one(con, query, {**params, "q": fraction})
     return float(n), float(t)
 
 
@@ -526,7 +536,13 @@ def _anomalies(con: duckdb.DuckDBPyConnection, plan: QueryPlan, scope: Scope, ba
     flagged.sort(key=lambda d: -d["z"])
     for item in flagged[:5]:
         item["drivers"] = _drivers(con, metric_plan, scope, item["day"])
-    return {"metric": metric, "points": points, "typical": median, "days": flagged[:5], "flagged": len(flagged)}
+    return {
+        "metric": metric,
+        "points": points,
+        "typical": median,
+        "days": flagged[:5],
+        "flagged": len(flagged),
+    }
 
 
 def _drivers(con: duckdb.DuckDBPyConnection, plan: QueryPlan, scope: Scope, day: str) -> list[JSON]:
@@ -537,7 +553,8 @@ def _drivers(con: duckdb.DuckDBPyConnection, plan: QueryPlan, scope: Scope, day:
         column = DIMENSION_COLUMNS[dimension]
         per_day = rows(
             con,
-            f"SELECT {column}, strftime(ts, '%Y-%m-%d') AS d, {measure} FROM usage {scope.where} GROUP BY 1, 2",
+            f"SELECT {column}, strftime(ts, '%Y-%m-%d') AS d, {measure} FROM usage {scope.where} "
+            "GROUP BY 1, 2",
             scope.params,
         )
         by_value: dict[Any, dict[str, float]] = {}
@@ -594,4 +611,5 @@ def dimension_values(con: duckdb.DuckDBPyConnection, limit: int = 300) -> dict[s
         for (dimension, _), value in zip(columns, row[:-1], strict=True):
             if value is not None:
                 values[dimension].append((int(row[-1]), str(value)))
-    return {d: [v for _, v in sorted(found_, key=lambda x: -x[0])[:limit]] for d, found_ in values.items() if found_}
+    ranked = {d: sorted(pairs, key=lambda pair: -pair[0])[:limit] for d, pairs in values.items() if pairs}
+    return {d: [value for _, value in pairs] for d, pairs in ranked.items()}

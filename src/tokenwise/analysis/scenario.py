@@ -69,7 +69,10 @@ def _route(con: duckdb.DuckDBPyConnection, s: Scenario, book: PriceBook, where: 
     target = book.price(s.target_model)
     if target is None:
         return {"missing": "target_price", "target_model": s.target_model}
-    new_cost = "((input_tokens - cached_input_tokens) * $t_in + cached_input_tokens * $t_cached + output_tokens * $t_out) / 1e6"
+    new_cost = (
+        "((input_tokens - cached_input_tokens) * $t_in + cached_input_tokens * $t_cached"
+        " + output_tokens * $t_out) / 1e6"
+    )
     saving, affected, excluded = one(
         con,
         f"""SELECT sum(cost - {new_cost}) FILTER (WHERE cost IS NOT NULL AND model IS DISTINCT FROM $t_model),
@@ -123,7 +126,9 @@ def _cap(con: duckdb.DuckDBPyConnection, s: Scenario, book: PriceBook, where: st
     }
 
 
-def _cache_hit(con: duckdb.DuckDBPyConnection, s: Scenario, book: PriceBook, where: str, params: JSON) -> JSON:
+def _cache_hit(
+    con: duckdb.DuckDBPyConnection, s: Scenario, book: PriceBook, where: str, params: JSON
+) -> JSON:
     assert s.hit_rate_pct is not None
     rate = s.hit_rate_pct / 100
     spend, n = one(con, f"SELECT sum(cost), count(*) FROM usage {where}", params)
@@ -155,7 +160,7 @@ def _prompt_cache(
         "affected": int(affected),
         "excluded": int(excluded),
         "assumptions": [
-            f"A shared prefix of {prefix:,} tokens{' (assumed: the question named none)' if not s.prefix_tokens else ''} "
+            f"A shared prefix of {prefix:,} tokens{'' if s.prefix_tokens else ' (assumed: none was named)'} "
             "is read from the provider's prompt cache at its cached-input price on every request at least "
             "that long; the part of it already cached is not counted twice.",
             "Cache writes (Anthropic charges 1.25x for them) and expiry between requests are not counted: "
@@ -168,7 +173,8 @@ def _batch(con: duckdb.DuckDBPyConnection, s: Scenario, book: PriceBook, where: 
     saving, affected, excluded = one(
         con,
         f"""SELECT sum(cost * batch_discount) FILTER (WHERE batch_discount > 0),
-            count(*) FILTER (WHERE batch_discount > 0), count(*) FILTER (WHERE COALESCE(batch_discount, 0) = 0)
+            count(*) FILTER (WHERE batch_discount > 0),
+            count(*) FILTER (WHERE COALESCE(batch_discount, 0) = 0)
             FROM usage {where}""",
         params,
     )
@@ -216,7 +222,9 @@ def _price_change(
     return {
         "saving": -float(spend or 0.0) * s.price_change_pct / 100,
         "affected": int(n),
-        "assumptions": [f"Every price of this traffic changes by {s.price_change_pct:+g}%; usage stays the same."],
+        "assumptions": [
+            f"Every price of this traffic changes by {s.price_change_pct:+g}%; usage stays the same."
+        ],
     }
 
 
@@ -227,7 +235,8 @@ def _growth(con: duckdb.DuckDBPyConnection, s: Scenario, book: PriceBook, where:
         "saving": -float(spend or 0.0) * s.growth_pct / 100,
         "affected": int(n),
         "assumptions": [
-            f"Traffic grows by {s.growth_pct:g}% with the same mix of models and request sizes, at today's prices."
+            f"Traffic grows by {s.growth_pct:g}% with the same mix of models and request sizes, at today's "
+            "prices."
         ],
     }
 

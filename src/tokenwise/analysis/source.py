@@ -163,7 +163,7 @@ SELECT r.ts, COALESCE(r.model, d.model) AS model, r.feature, {optional}, r.reque
         COALESCE(r.input_tokens, 0)) * p.cached_p + COALESCE(r.output_tokens, 0) * p.out_p) / 1e6) AS cost
 FROM read_parquet({files}, filename = true, union_by_name = true) r
 LEFT JOIN defaults d USING (filename) LEFT JOIN prices p ON p.model = COALESCE(r.model, d.model)
-"""  # noqa: S608 - only constant SQL fragments and quoted file paths are interpolated
+"""
 
 
 def attach(

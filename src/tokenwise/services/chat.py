@@ -183,7 +183,9 @@ class Chat:
             return None
         return Submission(row.id, row.thread_id, row.run_id, client_message_id, row.content, is_new=False)
 
-    async def earlier_turns(self, user_id: str, thread_id: str, run_id: str, limit: int = 5) -> list[dict[str, Any]]:
+    async def earlier_turns(
+        self, user_id: str, thread_id: str, run_id: str, limit: int = 5
+    ) -> list[dict[str, Any]]:
         """The last `limit` answered questions of the thread before `run_id`, oldest first, with the plan
         each was answered with (what a follow-up is read against)."""
         async with self._db.session() as session:
