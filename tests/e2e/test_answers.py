@@ -47,7 +47,7 @@ def evaluation(
     selected = {
         item.callspec.params["index"]
         for item in request.session.items
-        if item.module is request.module and hasattr(item, "callspec")
+        if isinstance(item, pytest.Function) and item.module is request.module and hasattr(item, "callspec")
     }
     asked = asyncio.run(ask_all(target.url, account.access_token, only=selected, concurrency=4, timeout=60))
     yield Evaluation(truths, asked)

@@ -643,7 +643,7 @@ def _assistant_over_2s(log: Log) -> Truth:
 
 def route(log: Log, share_pct: float, target: str, **equals: str) -> float:
     """Monthly saving of sending `share_pct` % of the scope to `target`."""
-    chosen = log.select(**equals)
+    chosen = log.select(None, **equals)
     saving = sum(log.cost_at(r, r.row["model"]) - log.cost_at(r, target) for r in chosen)
     return monthly(share_pct / 100 * saving, chosen)
 

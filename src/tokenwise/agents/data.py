@@ -181,6 +181,10 @@ async def run_data(ctx: RunContext, scope: AgentScope) -> JSON:
     result: JSON = {}
     if plan is None or plan.get("intent") in FULL_ANALYSIS:
         time_range = (triage.get("entities") or {}).get("time_range")
+        asked = (plan or {}).get("period")
+        if isinstance(asked, dict):  # the plan's reading of the period wins over the keyword entity
+            words = str(asked.get("label") or "").split(" as ")[0].strip("'")
+            time_range = {"text": words, "start_at": asked.get("start"), "end_at": asked.get("end")}
         if time_range:
             args["time_range"] = time_range
         result = await scope.call(MEASURE_USAGE, args)

@@ -21,6 +21,10 @@ def resolve(time_range: dict[str, Any] | None, data_end: str | None) -> Bounds |
     """
     if not time_range:
         return None
+    if "start_at" in time_range or "end_at" in time_range:
+        # exact bounds, as the question's plan read them
+        start, end = time_range.get("start_at"), time_range.get("end_at")
+        return (_moment(str(start)) if start else None), (_moment(str(end)) if end else None)
     if "days" in time_range:
         if data_end is None:
             return None

@@ -72,6 +72,9 @@ _DAY = re.compile(r"\b(?:yesterday|today)\b", re.IGNORECASE)
 _DATE = re.compile(r"\b(20\d\d-[01]\d-[0-3]\d)\b")
 
 
+_UNREACHABLE = re.compile(r"language model unavailable: (?:no answer from|cannot reach)")
+
+
 def classify(question: str) -> JSON:
     """Keyword classification of a question, with the models, targets and SLOs it names."""
     text = question.lower()
@@ -203,7 +206,15 @@ async def run_triage(ctx: RunContext, scope: AgentScope) -> JSON:
         f"Plan: {plan['intent']} of {plan.get('measure', 'spend')}"
         + "".join(f"; {r}" for r in plan.get("readings", []))
     )
-    restated, why_not = await phrase(scope, RESTATE_QUESTION, ctx.question)
+    plan_note = str(planned["language_model"]["unavailable"] or "")
+    if plan_note:
+        scope.think(f"The language model did not plan the question ({plan_note}); the built-in parser did.")
+    restated: str | None = None
+    why_not: str | None = None
+    if _UNREACHABLE.search(plan_note):
+        why_not = plan_note  # already timed out once in this run: do not make the user wait again
+    else:
+        restated, why_not = await phrase(scope, RESTATE_QUESTION, ctx.question)
     if restated:
         scope.think(f"Restated: {restated}")
     return {
@@ -220,7 +231,8 @@ async def run_triage(ctx: RunContext, scope: AgentScope) -> JSON:
         "restated": restated,
         "language_model": {
             "used": restated is not None,
-            "unavailable": why_not or planned["language_model"]["unavailable"],
+            "unavailable": why_not,
+            "plan": plan_note or None,
         },
     }
 

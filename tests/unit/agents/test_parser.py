@@ -1,4 +1,5 @@
-"""The built-in parser: questions of every kind in issue 8 into the `QueryPlan` that answers them."""
+"""The built-in parser: questions of every kind in issue 8 into the `QueryPlan` that answers them (follow-ups
+in a thread: test_parser_follow_ups.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tokenwise.agents.parser import Turn, parse
+from tokenwise.agents.understanding import Turn, parse
 from tokenwise.agents.vocabulary import Vocabulary
 from tokenwise.analysis.plan import QueryPlan
 
@@ -65,23 +66,46 @@ def view(plan: QueryPlan) -> dict[str, Any]:
 
 CASES: list[tuple[str, dict[str, Any]]] = [
     # totals with filters and periods
-    ("How much did we spend yesterday?", {"intent": "total", "measure": "spend", "period": ("2025-11-30", "2025-12-01")}),
-    ("How many requests did faq-bot make on October 12?",
-     {"intent": "total", "measure": "requests", "filters": {"feature": ["faq-bot"]}, "period": ("2025-10-12", "2025-10-13")}),
-    ("gpt-4o spend of the assistant feature last week",
-     {"intent": "total", "filters": {"model": ["gpt-4o"], "feature": ["assistant"]}, "period": LAST_WEEK}),
+    (
+        "How much did we spend yesterday?",
+        {"intent": "total", "measure": "spend", "period": ("2025-11-30", "2025-12-01")},
+    ),
+    (
+        "How many requests did faq-bot make on October 12?",
+        {
+            "intent": "total",
+            "measure": "requests",
+            "filters": {"feature": ["faq-bot"]},
+            "period": ("2025-10-12", "2025-10-13"),
+        },
+    ),
+    (
+        "gpt-4o spend of the assistant feature last week",
+        {"intent": "total", "filters": {"model": ["gpt-4o"], "feature": ["assistant"]}, "period": LAST_WEEK},
+    ),
     ("How many errors in October?", {"intent": "total", "measure": "errors", "period": OCTOBER}),
     ("total tokens between 1 and 15 Nov", {"measure": "tokens", "period": ("2025-11-01", "2025-11-16")}),
-    ("what is the error rate of faq-bot?", {"intent": "total", "measure": "error_rate", "filters": {"feature": ["faq-bot"]}}),
-    ("how much did alice spend since Nov 20?", {"filters": {"user": ["alice"]}, "period": ("2025-11-20", "2025-12-02")}),
+    (
+        "what is the error rate of faq-bot?",
+        {"intent": "total", "measure": "error_rate", "filters": {"feature": ["faq-bot"]}},
+    ),
+    (
+        "how much did alice spend since Nov 20?",
+        {"filters": {"user": ["alice"]}, "period": ("2025-11-20", "2025-12-02")},
+    ),
     ("GPT4O spend in the last 7 days", {"filters": {"model": ["gpt-4o"]}, "period": LAST_WEEK}),
     ("average daily spend in November", {"intent": "total", "unit": "day", "period": NOVEMBER}),
     # breakdowns, rankings, shares
     ("spend by model", {"intent": "breakdown", "group_by": "model", "top_n": None}),
     ("top 5 users by spend", {"intent": "breakdown", "group_by": "user", "top_n": 5, "order": "desc"}),
-    ("bottom 3 features by requests",
-     {"intent": "breakdown", "measure": "requests", "group_by": "feature", "top_n": 3, "order": "asc"}),
-    ("which team spent the most last month?", {"intent": "breakdown", "group_by": "team", "top_n": 1, "period": NOVEMBER}),
+    (
+        "bottom 3 features by requests",
+        {"intent": "breakdown", "measure": "requests", "group_by": "feature", "top_n": 3, "order": "asc"},
+    ),
+    (
+        "which team spent the most last month?",
+        {"intent": "breakdown", "group_by": "team", "top_n": 1, "period": NOVEMBER},
+    ),
     ("which day had the highest spend?", {"intent": "breakdown", "group_by": "day", "top_n": 1}),
     ("requests by weekday", {"intent": "breakdown", "measure": "requests", "group_by": "weekday"}),
     ("spend by api key", {"intent": "breakdown", "group_by": "api_key"}),
@@ -89,19 +113,39 @@ CASES: list[tuple[str, dict[str, Any]]] = [
     ("what share goes to gpt-4o?", {"intent": "share", "filters": {"model": ["gpt-4o"]}}),
     ("what percentage of requests are from faq-bot?", {"intent": "share", "measure": "requests"}),
     # the most expensive / slowest / largest requests
-    ("our 3 most expensive requests", {"intent": "top_requests", "top_n": 3, "rank_by": "cost", "order": "desc"}),
-    ("the 10 slowest requests of faq-bot",
-     {"intent": "top_requests", "top_n": 10, "rank_by": "latency_ms", "filters": {"feature": ["faq-bot"]}}),
+    (
+        "our 3 most expensive requests",
+        {"intent": "top_requests", "top_n": 3, "rank_by": "cost", "order": "desc"},
+    ),
+    (
+        "the 10 slowest requests of faq-bot",
+        {"intent": "top_requests", "top_n": 10, "rank_by": "latency_ms", "filters": {"feature": ["faq-bot"]}},
+    ),
     ("largest requests by tokens", {"intent": "top_requests", "rank_by": "tokens"}),
     ("the cheapest 5 requests", {"intent": "top_requests", "top_n": 5, "order": "asc"}),
     # comparisons
-    ("last week vs the week before",
-     {"intent": "compare", "period": LAST_WEEK, "compare_period": ("2025-11-17", "2025-11-24")}),
+    (
+        "last week vs the week before",
+        {"intent": "compare", "period": LAST_WEEK, "compare_period": ("2025-11-17", "2025-11-24")},
+    ),
     ("month-over-month spend", {"intent": "compare", "period": NOVEMBER, "compare_period": OCTOBER}),
-    ("compare October and November spend", {"intent": "compare", "period": NOVEMBER, "compare_period": OCTOBER}),
-    ("compare faq-bot and assistant spend", {"intent": "compare", "compare_values": ["faq-bot", "assistant"], "filters": {}}),
-    ("gpt-4o vs gpt-4o-mini requests in October",
-     {"intent": "compare", "measure": "requests", "compare_values": ["gpt-4o", "gpt-4o-mini"], "period": OCTOBER}),
+    (
+        "compare October and November spend",
+        {"intent": "compare", "period": NOVEMBER, "compare_period": OCTOBER},
+    ),
+    (
+        "compare faq-bot and assistant spend",
+        {"intent": "compare", "compare_values": ["faq-bot", "assistant"], "filters": {}},
+    ),
+    (
+        "gpt-4o vs gpt-4o-mini requests in October",
+        {
+            "intent": "compare",
+            "measure": "requests",
+            "compare_values": ["gpt-4o", "gpt-4o-mini"],
+            "period": OCTOBER,
+        },
+    ),
     # trends and forecasts
     ("daily spend trend", {"intent": "trend", "group_by": "day"}),
     ("hourly requests yesterday", {"intent": "trend", "measure": "requests", "group_by": "hour"}),
@@ -109,38 +153,78 @@ CASES: list[tuple[str, dict[str, Any]]] = [
     ("forecast spend for the next 14 days", {"intent": "forecast", "horizon_days": 14}),
     # unit economics
     ("cost per request", {"intent": "unit_cost", "unit": "request"}),
-    ("cost per 1k requests of faq-bot", {"intent": "unit_cost", "unit": "1k_requests", "filters": {"feature": ["faq-bot"]}}),
+    (
+        "cost per 1k requests of faq-bot",
+        {"intent": "unit_cost", "unit": "1k_requests", "filters": {"feature": ["faq-bot"]}},
+    ),
     ("cost per user", {"intent": "unit_cost", "unit": "user"}),
     ("cost per feature", {"intent": "unit_cost", "unit": "feature"}),
     ("cost per 1M tokens by model", {"intent": "unit_cost", "unit": "1m_tokens", "group_by": "model"}),
     # percentiles and SLOs
     ("p95 latency", {"intent": "percentiles", "measure": "latency_ms", "percentiles": [95.0]}),
-    ("median and p99 latency by model", {"intent": "percentiles", "percentiles": [50.0, 99.0], "group_by": "model"}),
+    (
+        "median and p99 latency by model",
+        {"intent": "percentiles", "percentiles": [50.0, 99.0], "group_by": "model"},
+    ),
     ("p50 output tokens by feature", {"intent": "percentiles", "measure": "output_tokens"}),
-    ("how many requests over 2 s?",
-     {"intent": "slo", "threshold": {"measure": "latency_ms", "op": ">", "value": 2000.0}}),
-    ("how many requests took longer than 500 ms last week?",
-     {"intent": "slo", "threshold": {"measure": "latency_ms", "op": ">", "value": 500.0}, "period": LAST_WEEK}),
-    ("how many requests had more than 8000 input tokens?",
-     {"intent": "slo", "threshold": {"measure": "input_tokens", "op": ">", "value": 8000.0}}),
+    (
+        "how many requests over 2 s?",
+        {"intent": "slo", "threshold": {"measure": "latency_ms", "op": ">", "value": 2000.0}},
+    ),
+    (
+        "how many requests took longer than 500 ms last week?",
+        {
+            "intent": "slo",
+            "threshold": {"measure": "latency_ms", "op": ">", "value": 500.0},
+            "period": LAST_WEEK,
+        },
+    ),
+    (
+        "how many requests had more than 8000 input tokens?",
+        {"intent": "slo", "threshold": {"measure": "input_tokens", "op": ">", "value": 8000.0}},
+    ),
     # what-ifs
-    ("What would moving half the classifier traffic to gpt-4o-mini save?",
-     {"intent": "what_if", "filters": {"feature": ["classifier"]},
-      "scenario": {"kind": "route", "share_pct": 50.0, "target_model": "gpt-4o-mini"}}),
-    ("switch all gpt-4o traffic to gpt-4o-mini",
-     {"filters": {"model": ["gpt-4o"]}, "scenario": {"kind": "route", "target_model": "gpt-4o-mini"}}),
-    ("move 25% of assistant to claude-3-5-haiku",
-     {"scenario": {"kind": "route", "share_pct": 25.0, "target_model": "claude-3-5-haiku"}}),
-    ("what if we cap output at 500 tokens?", {"intent": "what_if", "scenario": {"kind": "output_cap", "max_output_tokens": 500}}),
-    ("cap responses at 300 tokens for the assistant",
-     {"filters": {"feature": ["assistant"]}, "scenario": {"kind": "output_cap", "max_output_tokens": 300}}),
+    (
+        "What would moving half the classifier traffic to gpt-4o-mini save?",
+        {
+            "intent": "what_if",
+            "filters": {"feature": ["classifier"]},
+            "scenario": {"kind": "route", "share_pct": 50.0, "target_model": "gpt-4o-mini"},
+        },
+    ),
+    (
+        "switch all gpt-4o traffic to gpt-4o-mini",
+        {"filters": {"model": ["gpt-4o"]}, "scenario": {"kind": "route", "target_model": "gpt-4o-mini"}},
+    ),
+    (
+        "move 25% of assistant to claude-3-5-haiku",
+        {"scenario": {"kind": "route", "share_pct": 25.0, "target_model": "claude-3-5-haiku"}},
+    ),
+    (
+        "what if we cap output at 500 tokens?",
+        {"intent": "what_if", "scenario": {"kind": "output_cap", "max_output_tokens": 500}},
+    ),
+    (
+        "cap responses at 300 tokens for the assistant",
+        {"filters": {"feature": ["assistant"]}, "scenario": {"kind": "output_cap", "max_output_tokens": 300}},
+    ),
     ("what if we had a 30% cache hit rate?", {"scenario": {"kind": "cache_hit", "hit_rate_pct": 30.0}}),
-    ("what if we use prompt caching for a 2000-token shared prefix?",
-     {"scenario": {"kind": "prompt_cache", "prefix_tokens": 2000}}),
-    ("what if we move faq-bot to the batch API?", {"filters": {"feature": ["faq-bot"]}, "scenario": {"kind": "batch"}}),
-    ("what if we trim context to 4000 tokens?", {"scenario": {"kind": "trim_context", "max_input_tokens": 4000}}),
-    ("what if gpt-4o prices drop by 20%?",
-     {"filters": {"model": ["gpt-4o"]}, "scenario": {"kind": "price_change", "price_change_pct": -20.0}}),
+    (
+        "what if we use prompt caching for a 2000-token shared prefix?",
+        {"scenario": {"kind": "prompt_cache", "prefix_tokens": 2000}},
+    ),
+    (
+        "what if we move faq-bot to the batch API?",
+        {"filters": {"feature": ["faq-bot"]}, "scenario": {"kind": "batch"}},
+    ),
+    (
+        "what if we trim context to 4000 tokens?",
+        {"scenario": {"kind": "trim_context", "max_input_tokens": 4000}},
+    ),
+    (
+        "what if gpt-4o prices drop by 20%?",
+        {"filters": {"model": ["gpt-4o"]}, "scenario": {"kind": "price_change", "price_change_pct": -20.0}},
+    ),
     ("what if prices increase 10%?", {"scenario": {"kind": "price_change", "price_change_pct": 10.0}}),
     ("what if traffic grows by 50%?", {"scenario": {"kind": "growth", "growth_pct": 50.0}}),
     ("what if usage doubles?", {"scenario": {"kind": "growth", "growth_pct": 100.0}}),
@@ -153,8 +237,11 @@ CASES: list[tuple[str, dict[str, Any]]] = [
     # unknown names and what usage data cannot answer
     ("spend of chatbot-x feature", {"unknown": [("chatbot-x", "feature", ["faq-bot"])]}),
     ("spend on gpt-5", {"unknown": [("gpt-5", "model", ["gpt-4o"])]}),
-    ("what is our carbon footprint and total spend?", {"intent": "total", "unanswerable": ["carbon footprint"]}),
-]  # fmt: skip
+    (
+        "what is our carbon footprint and total spend?",
+        {"intent": "total", "unanswerable": ["carbon footprint"]},
+    ),
+]
 
 
 @pytest.mark.parametrize(("question", "expected"), CASES, ids=[q for q, _ in CASES])
@@ -164,72 +251,48 @@ def test_question_to_plan(question: str, expected: dict[str, Any]) -> None:
 
 
 BUGS = [
-    ("Spend in the last 30 days excluding faq-bot", "'excluding' is ignored: the filter keeps faq-bot",
-     lambda p: p.filters[0].exclude is True),
-    ("how many failed requests yesterday?", "'failed requests' counts requests, not errors",
-     lambda p: p.measure == "errors"),
-    ("spend of team alpha vs team platform", "'vs team' makes 'vs' an unknown team", lambda p: p.unknown == []),
-    ("what if we route the short requests of assistant to gpt-4.1-mini?",
-     "a route target from the price book (not in the data) is reported as an unknown model",
-     lambda p: p.unknown == [] and p.scenario is not None),
-    ("What would it cost if we serve 40% of faq-bot from cache?", "'serve ... from cache' is not a cache what-if",
-     lambda p: p.scenario is not None and p.scenario.kind == "cache_hit"),
+    (
+        "Spend in the last 30 days excluding faq-bot",
+        "'excluding' is ignored: the filter keeps faq-bot",
+        lambda p: p.filters[0].exclude is True,
+    ),
+    (
+        "how many failed requests yesterday?",
+        "'failed requests' counts requests, not errors",
+        lambda p: p.measure == "errors",
+    ),
+    (
+        "spend of team alpha vs team platform",
+        "'vs team' makes 'vs' an unknown team",
+        lambda p: p.unknown == [],
+    ),
+    (
+        "what if we route the short requests of assistant to gpt-4.1-mini?",
+        "a route target from the price book (not in the data) is reported as an unknown model",
+        lambda p: p.unknown == [] and p.scenario is not None,
+    ),
+    (
+        "What would it cost if we serve 40% of faq-bot from cache?",
+        "'serve ... from cache' is not a cache what-if",
+        lambda p: p.scenario is not None and p.scenario.kind == "cache_hit",
+    ),
     ("spend on 2025-02-30", "an impossible date raises ValueError out of parse", lambda p: p.period is None),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize(
     ("question", "holds"),
-    [pytest.param(q, h, id=q, marks=pytest.mark.xfail(reason=f"bug: {why}", strict=True)) for q, why, h in BUGS],
+    [
+        pytest.param(q, h, id=q, marks=pytest.mark.xfail(reason=f"bug: {why}", strict=True))
+        for q, why, h in BUGS
+    ],
 )
 def test_known_misreadings(question: str, holds: Any) -> None:
     assert holds(ask(question))
 
 
-def thread(*turns: tuple[str, str | None]) -> list[Turn]:
-    context: list[Turn] = []
-    for question, top in turns:
-        context.append(Turn(question, ask(question, context).model_dump(mode="json"), top))
-    return context
-
-
-def test_and_for_another_value_keeps_the_question() -> None:
-    context = thread(("How much did assistant spend last week?", None))
-    plan = view(ask("and for faq-bot?", context))
-    assert (plan["intent"], plan["filters"], plan["period"]) == ("total", {"feature": ["faq-bot"]}, LAST_WEEK)
-    what_if = thread(("What would moving half the classifier traffic to gpt-4o-mini save?", None))
-    again = view(ask("and for faq-bot?", what_if))
-    assert again["scenario"] == {"kind": "route", "share_pct": 50.0, "target_model": "gpt-4o-mini"}
-    assert again["filters"] == {"feature": ["faq-bot"]}
-
-
-def test_what_about_another_period() -> None:
-    plan = view(ask("what about last month?", thread(("spend of faq-bot last week", None))))
-    assert (plan["filters"], plan["period"]) == ({"feature": ["faq-bot"]}, NOVEMBER)
-    compared = view(ask("what about last month?", thread(("last week vs the week before", None))))
-    assert (compared["intent"], compared["period"], compared["compare_period"]) == ("compare", NOVEMBER, OCTOBER)
-
-
-def test_break_that_down() -> None:
-    plan = view(ask("break that down by user", thread(("spend of faq-bot last month", None))))
-    assert (plan["intent"], plan["group_by"], plan["filters"]) == ("breakdown", "user", {"feature": ["faq-bot"]})
-    assert plan["period"] == NOVEMBER
-
-
-def test_why_looks_into_the_top_row() -> None:
-    day = view(ask("why?", thread(("which day had the highest spend?", "2025-11-12"))))
-    assert (day["intent"], day["period"], day["group_by"]) == ("breakdown", ("2025-11-12", "2025-11-13"), "feature")
-    top = view(ask("why?", thread(("top 3 features by spend", "faq-bot"))))
-    assert (top["filters"], top["group_by"]) == ({"feature": ["faq-bot"]}, "model")
-
-
-def test_a_new_question_in_a_thread_is_not_a_follow_up() -> None:
-    plan = view(ask("p95 latency", thread(("spend of faq-bot last week", None))))
-    assert (plan["intent"], plan["filters"], plan["period"]) == ("percentiles", {}, None)
-
-
 def test_readings_say_how_periods_were_read() -> None:
-    assert any("24–30 Nov 2025" in r for r in ask("spend last week").readings)
+    assert any("24\u201330 Nov 2025" in r for r in ask("spend last week").readings)
 
 
 @settings(max_examples=300, deadline=None)

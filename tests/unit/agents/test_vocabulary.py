@@ -76,12 +76,13 @@ def test_the_word_next_to_a_shared_name_says_its_dimension(text: str, dimension:
 
 
 @pytest.mark.xfail(
-    reason="bug: _pick tests dimensions in priority order within a 12-character window, so a later "
-    "'by feature' outvotes the 'team' right before the name",
+    reason="bug: _pick tests dimensions in priority order within a 12-character window, so a dimension "
+    "word after the name ('by feature') outvotes the one right before it ('team')",
     strict=True,
 )
-@pytest.mark.parametrize(("text", "dimension"), [("spend of team alpha by feature", "team"),
-                                                 ("project alpha by team", "project")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("text", "dimension"), [("spend of team alpha by feature", "team"), ("project alpha by team", "project")]
+)
 def test_the_nearest_dimension_word_wins(text: str, dimension: str) -> None:
     assert found(text) == [(dimension, "alpha")]
 
@@ -116,7 +117,9 @@ def test_mentions_never_raise_and_point_at_their_names(text: str) -> None:
         assert key(text[slice(*m.span)]) == key(m.value)
 
 
-@given(st.sampled_from([v for vs in VALUES.values() for v in vs]), st.sampled_from([str.upper, str.title, str]))
+@given(
+    st.sampled_from([v for vs in VALUES.values() for v in vs]), st.sampled_from([str.upper, str.title, str])
+)
 def test_every_known_value_is_found_however_cased(value: str, case: object) -> None:
     text = f"spend of {case(value)} yesterday"  # type: ignore[operator]
     assert value in [v for _, v in found(text)]

@@ -64,7 +64,11 @@ def _row(rng: random.Random, i: int, ts: datetime, **fixed: Any) -> Row:
         **fixed,
     }
     price = PRICES.get(row["model"])
-    listed = None if price is None else list_cost(price, row["input_tokens"], row["cached_input_tokens"], row["output_tokens"])
+    listed = (
+        None
+        if price is None
+        else list_cost(price, row["input_tokens"], row["cached_input_tokens"], row["output_tokens"])
+    )
     row["list_cost"] = listed
     row["cost_usd"] = None if listed is None or rng.random() < 0.3 else round(listed * 1.05, 9)
     return row
@@ -74,10 +78,18 @@ def generate(seed: int = 7, n: int = 1_900) -> list[Row]:
     rng = random.Random(seed)
     rows = [_row(rng, i, START + timedelta(seconds=rng.randrange(DAYS * 86400))) for i in range(n)]
     spike = [
-        _row(rng, n + k, SPIKE_DAY + timedelta(seconds=rng.randrange(86400)), feature="reporter",
-             model="big-model", input_tokens=20_000, cached_input_tokens=0, output_tokens=1_000)
+        _row(
+            rng,
+            n + k,
+            SPIKE_DAY + timedelta(seconds=rng.randrange(86400)),
+            feature="reporter",
+            model="big-model",
+            input_tokens=20_000,
+            cached_input_tokens=0,
+            output_tokens=1_000,
+        )
         for k in range(94)
-    ]  # fmt: skip
+    ]
     # reporter runs a little every day: the spike is its usual job gone wild
     daily = [
         _row(rng, n + 110 + k, START + timedelta(days=k, hours=9), feature="reporter", model="small-model")
@@ -104,14 +116,17 @@ def cost(row: Row) -> float | None:
     return row["cost_usd"] if row["cost_usd"] is not None else row["list_cost"]
 
 
-def select(rows: Iterable[Row], start: datetime | None = None, end: datetime | None = None,
-           **equals: str) -> list[Row]:  # fmt: skip
+def select(
+    rows: Iterable[Row], start: datetime | None = None, end: datetime | None = None, **equals: str
+) -> list[Row]:
     """The rows in [start, end) whose columns equal the values (case-insensitively)."""
     return [
-        r for r in rows
-        if (start is None or r["ts"] >= start) and (end is None or r["ts"] < end)
+        r
+        for r in rows
+        if (start is None or r["ts"] >= start)
+        and (end is None or r["ts"] < end)
         and all(r[k] is not None and r[k].lower() == v.lower() for k, v in equals.items())
-    ]  # fmt: skip
+    ]
 
 
 def spend(rows: Iterable[Row]) -> float:

@@ -104,7 +104,9 @@ def test_breakdown_ranks_groups_and_shares(con: duckdb.DuckDBPyConnection) -> No
     assert result["groups"][0]["share"] == pytest.approx(by_user[0][0] / spend(ROWS))
     bottom = execute(con, plan("breakdown", group_by="feature", measure="requests", top_n=2, order="asc"))
     counts = Counter(r["feature"] for r in ROWS)
-    assert [(g["key"], g["value"]) for g in bottom["groups"]] == sorted(counts.items(), key=lambda kv: kv[1])[:2]
+    assert [(g["key"], g["value"]) for g in bottom["groups"]] == sorted(counts.items(), key=lambda kv: kv[1])[
+        :2
+    ]
 
 
 def test_breakdown_by_day_and_weekday(con: duckdb.DuckDBPyConnection) -> None:
@@ -125,9 +127,13 @@ def test_top_requests(con: duckdb.DuckDBPyConnection, rank_by: str, key: Any) ->
     listed = execute(con, plan("top_requests", rank_by=rank_by, top_n=5))["requests_list"]
     truth = sorted((r for r in ROWS if key(r) is not None), key=key, reverse=True)[:5]
     # ties (the spike's identical requests) may come in any order: compare the ranked values
-    assert [r["cost_usd" if rank_by == "cost" else rank_by] for r in listed] == pytest.approx([key(r) for r in truth])
+    assert [r["cost_usd" if rank_by == "cost" else rank_by] for r in listed] == pytest.approx(
+        [key(r) for r in truth]
+    )
     for r in listed:
-        assert r["cost_usd"] == pytest.approx(cost(next(t for t in ROWS if t["request_id"] == r["request_id"])))
+        assert r["cost_usd"] == pytest.approx(
+            cost(next(t for t in ROWS if t["request_id"] == r["request_id"]))
+        )
 
 
 def test_compare_periods_and_values(con: duckdb.DuckDBPyConnection) -> None:
@@ -233,15 +239,28 @@ def test_anomalies_find_the_spike_day_and_its_feature(con: duckdb.DuckDBPyConnec
 )
 def test_a_feature_new_on_the_spike_day_is_named_as_its_driver(tmp_path: Path) -> None:
     steady = [
-        {"ts": nov(k, h), "model": "small-model", "feature": "steady", "input_tokens": 1000,
-         "output_tokens": 100, "cost_usd": 0.01}
-        for k in range(14) for h in range(10)
-    ]  # fmt: skip
-    runaway = [
-        {"ts": nov(9, h), "model": "big-model", "feature": "runaway", "input_tokens": 1000,
-         "output_tokens": 100, "cost_usd": 1.0}
+        {
+            "ts": nov(k, h),
+            "model": "small-model",
+            "feature": "steady",
+            "input_tokens": 1000,
+            "output_tokens": 100,
+            "cost_usd": 0.01,
+        }
+        for k in range(14)
         for h in range(10)
-    ]  # fmt: skip
+    ]
+    runaway = [
+        {
+            "ts": nov(9, h),
+            "model": "big-model",
+            "feature": "runaway",
+            "input_tokens": 1000,
+            "output_tokens": 100,
+            "cost_usd": 1.0,
+        }
+        for h in range(10)
+    ]
     with duckdb.connect() as c:
         attach(c, [write(steady + runaway, tmp_path / "u.parquet")], BOOK)
         (day,) = execute(c, plan("anomalies"))["days"]
@@ -258,7 +277,6 @@ def test_dimension_values_lists_the_most_frequent_first(con: duckdb.DuckDBPyConn
     counts = Counter(r["feature"] for r in ROWS)
     assert values["feature"] == [f for f, _ in counts.most_common()]
     assert set(values["team"]) == {"Alpha", "platform"}
-
 
 
 def padded_p99(rows: list[dict[str, Any]]) -> float:
@@ -279,7 +297,9 @@ def test_capacity_p99_counts_idle_seconds(con: duckdb.DuckDBPyConnection) -> Non
     strict=True,
 )
 def test_capacity_p99_interpolates_next_to_the_idle_seconds(tmp_path: Path) -> None:
-    rows = [{"ts": nov(0, 0) + timedelta(seconds=s), "input_tokens": 10, "output_tokens": 1} for s in (0, 149)]
+    rows = [
+        {"ts": nov(0, 0) + timedelta(seconds=s), "input_tokens": 10, "output_tokens": 1} for s in (0, 149)
+    ]
     with duckdb.connect() as c:
         attach(c, [write(rows, tmp_path / "u.parquet")], BOOK)
         result = execute(c, plan("capacity"))

@@ -69,8 +69,12 @@ def test_route_half_of_a_feature(con: duckdb.DuckDBPyConnection) -> None:
 
 def test_route_to_a_model_already_in_the_scope_leaves_its_rows_alone(con: duckdb.DuckDBPyConnection) -> None:
     scope = select(ROWS, feature="assistant")
-    result = check(con, what_if("assistant", kind="route", target_model="small-model"), scope,
-                   route_saving(scope, "small-model"))  # fmt: skip
+    result = check(
+        con,
+        what_if("assistant", kind="route", target_model="small-model"),
+        scope,
+        route_saving(scope, "small-model"),
+    )
     assert result["excluded_requests"] == sum(cost(r) is None for r in scope) > 0
 
 
@@ -90,7 +94,9 @@ def test_route_to_an_unpriced_model_says_so(con: duckdb.DuckDBPyConnection) -> N
 
 @pytest.mark.parametrize("cap", [200, 800, 5_000])
 def test_output_cap(con: duckdb.DuckDBPyConnection, cap: int) -> None:
-    saving = sum(max(0, r["output_tokens"] - cap) * PRICES[r["model"]].output_per_mtok for r in priced(ROWS)) / 1e6
+    saving = (
+        sum(max(0, r["output_tokens"] - cap) * PRICES[r["model"]].output_per_mtok for r in priced(ROWS)) / 1e6
+    )
     check(con, what_if(kind="output_cap", max_output_tokens=cap), ROWS, saving)
 
 
@@ -107,7 +113,9 @@ def test_prompt_cache_of_a_shared_prefix(con: duckdb.DuckDBPyConnection, prefix:
         return p.input_per_mtok - cached
 
     saving = sum(
-        max(0, prefix - r["cached_input_tokens"]) * rate(r) for r in priced(ROWS) if r["input_tokens"] >= prefix
+        max(0, prefix - r["cached_input_tokens"]) * rate(r)
+        for r in priced(ROWS)
+        if r["input_tokens"] >= prefix
     )
     check(con, what_if(kind="prompt_cache", prefix_tokens=prefix), ROWS, saving / 1e6)
 
@@ -123,10 +131,17 @@ def test_batch_api(con: duckdb.DuckDBPyConnection) -> None:
 @pytest.mark.parametrize("limit", [1_000, 4_000])
 def test_trim_context(con: duckdb.DuckDBPyConnection, limit: int) -> None:
     def trimmed(r: Row) -> float:
-        p, inp, cached, out = PRICES[r["model"]], r["input_tokens"], r["cached_input_tokens"], r["output_tokens"]
+        p, inp, cached, out = (
+            PRICES[r["model"]],
+            r["input_tokens"],
+            r["cached_input_tokens"],
+            r["output_tokens"],
+        )
         return list_cost(p, inp, cached, out) - list_cost(p, min(inp, limit), min(cached, limit), out)
 
-    check(con, what_if(kind="trim_context", max_input_tokens=limit), ROWS, sum(trimmed(r) for r in priced(ROWS)))
+    check(
+        con, what_if(kind="trim_context", max_input_tokens=limit), ROWS, sum(trimmed(r) for r in priced(ROWS))
+    )
 
 
 @pytest.mark.parametrize("change", [-20.0, 15.0])
@@ -146,7 +161,9 @@ def test_traffic_growth_costs_extra(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def test_an_empty_scope_says_empty(con: duckdb.DuckDBPyConnection) -> None:
-    assert price_scenario(con, what_if("no-such-feature", kind="growth", growth_pct=10), BOOK)["empty"] is True
+    assert (
+        price_scenario(con, what_if("no-such-feature", kind="growth", growth_pct=10), BOOK)["empty"] is True
+    )
 
 
 SCENARIOS: dict[str, Callable[[int], dict[str, Any]]] = {
@@ -158,7 +175,11 @@ SCENARIOS: dict[str, Callable[[int], dict[str, Any]]] = {
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(kind=st.sampled_from(sorted(SCENARIOS)), n=st.integers(1, 20_000), feature=st.sampled_from(["faq-bot", None]))
+@given(
+    kind=st.sampled_from(sorted(SCENARIOS)),
+    n=st.integers(1, 20_000),
+    feature=st.sampled_from(["faq-bot", None]),
+)
 def test_no_saving_exceeds_the_scope_spend(
     con: duckdb.DuckDBPyConnection, kind: str, n: int, feature: str | None
 ) -> None:
