@@ -141,6 +141,13 @@ def month_period(year: int, month: int, words: str) -> Period:
     return Period(start=_at(start), end=_at(end), label=f"'{words}' as {start.strftime('%B %Y')}")
 
 
+def _iso(text: str) -> date | None:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:  # 2025-02-30 looks like a date and is not one
+        return None
+
+
 def _number(text: str) -> int:
     return int(text) if text.isdigit() else _WORD_NUMBERS[text.lower()]
 
@@ -181,9 +188,11 @@ def _interpret(kind: str, m: re.Match[str], today: date, earlier: list[Reading])
     words = re.sub(r"^(?:in|during|for|of|over)\s+", "", m.group(0).strip(), flags=re.I)
     g = m.groupdict()
     if kind in ("iso_range", "iso_day"):
-        start = date.fromisoformat(g["a"])
-        last = date.fromisoformat(g["b"]) if kind == "iso_range" else start
-        return days_period(start, last + timedelta(days=1), words) if last >= start else None
+        start = _iso(g["a"])
+        last = _iso(g["b"]) if kind == "iso_range" else start
+        if start is None or last is None or last < start:
+            return None
+        return days_period(start, last + timedelta(days=1), words)
     if kind.startswith("range"):
         m1 = _month_of(g.get("m1")) or _month_of(g.get("m2"))
         m2 = _month_of(g.get("m2")) or m1
@@ -191,6 +200,8 @@ def _interpret(kind: str, m: re.Match[str], today: date, earlier: list[Reading])
             return None
         opening = _recent(m1, int(g["d1"]), today, g.get("y"))
         closing = _recent(m2, int(g["d2"]), today, g.get("y") or (str(opening.year) if opening else None))
+        if opening is not None and closing is not None and closing < opening and not g.get("y"):
+            closing = _recent(m2, int(g["d2"]), today, str(opening.year + 1))  # "from Dec 28 to Jan 3"
         if opening is None or closing is None or closing < opening:
             return None
         return days_period(opening, closing + timedelta(days=1), words)
@@ -198,7 +209,7 @@ def _interpret(kind: str, m: re.Match[str], today: date, earlier: list[Reading])
         month = _month_of(g.get("m1")) or _month_of(g.get("m2"))
         day = g.get("d1") or g.get("d2")
         since = (
-            date.fromisoformat(g["iso"])
+            _iso(g["iso"])
             if g.get("iso")
             else _recent(month, int(day), today, None)
             if month and day
@@ -240,7 +251,8 @@ def _interpret(kind: str, m: re.Match[str], today: date, earlier: list[Reading])
         return month_period(prev.year, prev.month, words)
     if kind == "month":
         month = _month_of(g.get("m1"))
-        if month is None or (month == 5 and words.lower() == m.group(0).strip().lower()):
+        bare = words.lower() == m.group(0).strip().lower() and not g.get("y")
+        if month is None or (month == 5 and bare):
             return None  # "may" without "in" is the verb
         year = int(g["y"]) if g.get("y") else (today.year if month <= today.month else today.year - 1)
         return month_period(year, month, words)

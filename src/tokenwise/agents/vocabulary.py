@@ -92,8 +92,14 @@ class Vocabulary:
 def _pick(hits: list[tuple[str, str]], text: str, span: tuple[int, int]) -> tuple[str, str]:
     if len(hits) == 1:
         return hits[0]
-    around = text[max(0, span[0] - 12) : span[1] + 12].lower()
-    for dimension, value in hits:
-        if dimension.replace("_", " ") in around:
-            return dimension, value
+    # The dimension word right before the name ("team alpha") wins over one after it ("alpha team").
+    before, after = text[max(0, span[0] - 12) : span[0]].lower(), text[span[1] : span[1] + 12].lower()
+    for words in (before, after):
+        nearest = max(
+            ((words.rfind(d.replace("_", " ")) if words is before else -words.find(d.replace("_", " ")), d, v)
+             for d, v in hits if d.replace("_", " ") in words),
+            default=None,
+        )  # fmt: skip
+        if nearest is not None:
+            return nearest[1], nearest[2]
     return hits[0]

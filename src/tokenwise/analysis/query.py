@@ -487,7 +487,12 @@ def _forecast(con: duckdb.DuckDBPyConnection, plan: QueryPlan, scope: Scope, bas
 def _capacity(con: duckdb.DuckDBPyConnection, plan: QueryPlan, scope: Scope, base: JSON) -> JSON:
     per_second = f"""SELECT date_trunc('second', ts) AS s, count(*) AS n,
         sum(input_tokens + output_tokens) AS t FROM usage {scope.where} GROUP BY 1"""
-    peak_n, peak_t, busy = one(con, f"SELECT max(n), max(t), count(*) FROM ({per_second})", scope.params)
+    peak_n, peak_t, busy, busy_n, busy_t = one(
+        con,
+        "SELECT max(n), max(t), count(*), quantile_cont(n, 0.99), quantile_cont(t, 0.99) "
+        f"FROM ({per_second})",
+        scope.params,
+    )
     seconds = max(round(base["span_days"] * 86400) + 1, int(busy))
     p99_n, p99_t = _padded(con, per_second, scope.params, seconds, busy)
     return {
@@ -495,6 +500,10 @@ def _capacity(con: duckdb.DuckDBPyConnection, plan: QueryPlan, scope: Scope, bas
         "peak_tokens_per_s": int(peak_t or 0),
         "p99_requests_per_s": p99_n,
         "p99_tokens_per_s": p99_t,
+        # sparse traffic has a p99 of 0 over all seconds: the seconds that had requests say more
+        "busy_p99_requests_per_s": float(busy_n or 0.0),
+        "busy_p99_tokens_per_s": float(busy_t or 0.0),
+        "busy_seconds": int(busy),
         "mean_requests_per_s": base["requests"] / seconds,
         "mean_tokens_per_s": base["tokens"] / seconds,
         "seconds": seconds,
@@ -507,8 +516,13 @@ def _padded(
     """p99 over every second of the span, seconds without requests counted as 0."""
     zeros = seconds - int(busy)
     pos = 0.99 * (seconds - 1)
-    if pos < zeros:
+    if pos <= zeros - 1:
         return 0.0, 0.0
+    if pos < zeros:
+        # between the last idle second and the quietest busy one: interpolate, like quantile_cont
+        smallest_n, smallest_t = one(con, f"SELECT min(n), min(t) FROM ({per_second})", params)
+        weight = pos - (zeros - 1)
+        return float(weight * smallest_n), float(weight * smallest_t)
     fraction = (pos - zeros) / (busy - 1) if busy > 1 else 0.0
     query = f"SELECT quantile_cont(n, $q), quantile_cont(t, $q) FROM ({per_second})"
     n, t = one(con, query, {**params, "q": fraction})
@@ -561,8 +575,10 @@ def _drivers(con: duckdb.DuckDBPyConnection, plan: QueryPlan, scope: Scope, day:
         for value, d, v in per_day:
             by_value.setdefault(value, {})[d] = float(v or 0.0)
         best = None
+        every_day = {d for days in by_value.values() for d in days}
         for value, days in by_value.items():
-            typical = _median(list(days.values()))
+            # a value absent on a day counts 0 there: a feature new on the spike day is its driver
+            typical = _median([days.get(d, 0.0) for d in every_day])
             excess = days.get(day, 0.0) - typical
             if best is None or excess > best["excess"]:
                 best = {"dimension": dimension, "key": value, "value": days.get(day, 0.0), "typical": typical,

@@ -75,11 +75,6 @@ def test_the_word_next_to_a_shared_name_says_its_dimension(text: str, dimension:
     assert found(text) == [(dimension, "alpha")]
 
 
-@pytest.mark.xfail(
-    reason="bug: _pick tests dimensions in priority order within a 12-character window, so a dimension "
-    "word after the name ('by feature') outvotes the one right before it ('team')",
-    strict=True,
-)
 @pytest.mark.parametrize(
     ("text", "dimension"), [("spend of team alpha by feature", "team"), ("project alpha by team", "project")]
 )

@@ -232,11 +232,6 @@ def test_anomalies_find_the_spike_day_and_its_feature(con: duckdb.DuckDBPyConnec
     assert drivers["feature"] == "reporter"
 
 
-@pytest.mark.xfail(
-    reason="bug: _drivers takes a value's typical day over the days it has rows only, so a feature that "
-    "appears only on the spike day has excess 0 and is never named",
-    strict=True,
-)
 def test_a_feature_new_on_the_spike_day_is_named_as_its_driver(tmp_path: Path) -> None:
     steady = [
         {
@@ -291,11 +286,6 @@ def test_capacity_p99_counts_idle_seconds(con: duckdb.DuckDBPyConnection) -> Non
     assert execute(con, plan("capacity"))["p99_requests_per_s"] == pytest.approx(padded_p99(ROWS))
 
 
-@pytest.mark.xfail(
-    reason="bug: query._padded returns 0 when the p99 position falls between the last idle second and the "
-    "first busy one, instead of interpolating (sql.padded_quantile gets this right)",
-    strict=True,
-)
 def test_capacity_p99_interpolates_next_to_the_idle_seconds(tmp_path: Path) -> None:
     rows = [
         {"ts": nov(0, 0) + timedelta(seconds=s), "input_tokens": 10, "output_tokens": 1} for s in (0, 149)

@@ -13,6 +13,7 @@ from tokenwise.agents.answers.words import (
     pct,
     safe,
     subject,
+    upper_first,
     when,
 )
 from tokenwise.analysis.plan import QueryPlan
@@ -39,7 +40,9 @@ def compare(plan: QueryPlan, result: JSON) -> JSON:
         a, b = measure_value(later, plan.measure), measure_value(earlier, plan.measure)
         about = "" if not plan.filters else f" for {subject(plan)}"
         text = (
-            f"{name.capitalize()}{about} was {fmt(a, unit)} {a_when} vs {fmt(b, unit)} {b_when}: "
+            f"{upper_first(name)}{about} {'were' if name.endswith('s') else 'was'} {fmt(a, unit)} "
+            f"{a_when} vs "
+            f"{fmt(b, unit)} {b_when}: "
             f"{moved}{relative}."
         )
         rows = [
@@ -50,8 +53,8 @@ def compare(plan: QueryPlan, result: JSON) -> JSON:
         table = {
             "columns": [
                 {"key": "measure", "label": "Measure", "unit": None},
-                {"key": "later", "label": a_when.capitalize(), "unit": None},
-                {"key": "earlier", "label": b_when.capitalize(), "unit": None},
+                {"key": "later", "label": upper_first(a_when), "unit": None},
+                {"key": "earlier", "label": upper_first(b_when), "unit": None},
                 {"key": "change", "label": "Change", "unit": None},
             ],
             "rows": rows,
@@ -64,7 +67,7 @@ def compare(plan: QueryPlan, result: JSON) -> JSON:
 
     values = [(safe(i["value"], 80), measure_value(i["totals"], plan.measure)) for i in items]
     listed = " vs ".join(f"{v} {fmt(x, unit)}" for v, x in values)
-    text = f"{name.capitalize()} {when(plan)}: {listed}"
+    text = f"{upper_first(name)} {when(plan)}: {listed}"
     if len(values) == 2 and delta is not None:
         more = "more" if delta > 0 else "less"
         text += f"; {values[0][0]} is {fmt(abs(delta), unit)} {more}{relative}"
@@ -90,14 +93,14 @@ def trend(plan: QueryPlan, result: JSON) -> JSON:
         else ""
     )
     text = (
-        f"{MEASURE_NAMES[plan.measure].capitalize()} per {grain} {when(plan, result['scope'])}"
+        f"{upper_first(MEASURE_NAMES[plan.measure])} per {grain} {when(plan, result['scope'])}"
         f"{' for ' + subject(plan) if plan.filters else ''}: {fmt(first['value'], unit)} on "
         f"{first['label']}, "
         f"{fmt(last['value'], unit)} on {last['label']}{slope}."
     )
     if result.get("value") is not None and unit not in ("pct", "ms"):
         text += f" Total {fmt(result['value'], unit)}."
-    caption = f"{MEASURE_NAMES[plan.measure].capitalize()} per {grain}"
+    caption = f"{upper_first(MEASURE_NAMES[plan.measure])} per {grain}"
     series = {"kind": "line", "label": caption, "unit": unit, "points": points[-744:]}
     figures = [figure(f"First {grain}", first["value"], unit), figure(f"Last {grain}", last["value"], unit)]
     if fit:
@@ -135,7 +138,7 @@ def anomalies(plan: QueryPlan, result: JSON) -> JSON:
     name = MEASURE_NAMES[metric]
     series = {
         "kind": "line",
-        "label": f"{name.capitalize()} per day",
+        "label": f"{upper_first(name)} per day",
         "unit": unit,
         "points": result["points"][-366:],
     }

@@ -40,7 +40,8 @@ def what_if(plan: QueryPlan, result: JSON, s: JSON) -> JSON:
         "batch": f"Moving {share}{scope} to the batch API",
         "trim_context": f"Trimming contexts of {scope} to {count(scenario.max_input_tokens)} tokens",
         "price_change": f"A {sign}{pct(scenario.price_change_pct or 0, 0)} price change for {scope}",
-        "growth": f"Traffic of {scope} growing {pct(scenario.growth_pct or 0, 0)}",
+        "growth": f"{'Traffic' if not plan.filters else f'Traffic of {scope}'} growing "
+        f"{pct(scenario.growth_pct or 0, 0)}",
     }
     saving = s["saving_monthly_usd"]
     verb = "saves" if saving >= 0 else "costs"
@@ -87,15 +88,18 @@ def capacity(plan: QueryPlan, result: JSON) -> JSON:
     about = f" for {subject(plan)}" if plan.filters else ""
     text = (
         f"At peak{about} {when(plan, r['scope'])}: {count(r['peak_requests_per_s'])} requests/s and "
-        f"{count(r['peak_tokens_per_s'])} tokens/s (input + output) in the busiest second; p99 over every "
-        f"second: {fmt(r['p99_requests_per_s'], 'requests_per_s')} requests/s and "
-        f"{fmt(r['p99_tokens_per_s'], 'tokens_per_s')} tokens/s; mean "
+        f"{count(r['peak_tokens_per_s'])} tokens/s (input + output) in the busiest second; p99 of the "
+        f"{count(r['busy_seconds'])} seconds with traffic: "
+        f"{fmt(r['busy_p99_requests_per_s'], 'requests_per_s')} requests/s and "
+        f"{fmt(r['busy_p99_tokens_per_s'], 'tokens_per_s')} tokens/s; mean over the whole span "
         f"{fmt(r['mean_requests_per_s'], 'requests_per_s')} requests/s."
     )
     figures = [figure("Peak requests/s", r["peak_requests_per_s"], "requests_per_s"),
                figure("Peak tokens/s", r["peak_tokens_per_s"], "tokens_per_s"),
                figure("p99 requests/s", r["p99_requests_per_s"], "requests_per_s"),
                figure("p99 tokens/s", r["p99_tokens_per_s"], "tokens_per_s"),
+               figure("p99 requests/s, seconds with traffic", r["busy_p99_requests_per_s"], "requests_per_s"),
+               figure("p99 tokens/s, seconds with traffic", r["busy_p99_tokens_per_s"], "tokens_per_s"),
                figure("Mean requests/s", r["mean_requests_per_s"], "requests_per_s"),
                figure("Mean tokens/s", r["mean_tokens_per_s"], "tokens_per_s")]  # fmt: skip
     return {"text": text, "figures": figures}

@@ -20,6 +20,7 @@ from tokenwise.agents.answers.words import (
     pct,
     safe,
     subject,
+    upper_first,
     usd,
     when,
 )
@@ -28,7 +29,7 @@ from tokenwise.analysis.plan import QueryPlan
 
 def total(plan: QueryPlan, result: JSON) -> JSON:
     t = result["scope"]
-    text = f"{subject(plan).capitalize()} {when(plan, t)}: {measure_phrase(plan.measure, t)}."
+    text = f"{upper_first(subject(plan))} {when(plan, t)}: {measure_phrase(plan.measure, t)}."
     out: JSON = {"text": text, "figures": measure_figures(plan.measure, t)}
     if plan.intent == "overview":
         out["text"] += f" {count(t['tokens'])} tokens; {count(t['errors'])} errors."
@@ -36,7 +37,7 @@ def total(plan: QueryPlan, result: JSON) -> JSON:
         unit = MEASURE_UNITS[plan.measure]
         per_day = result["value"] / result["days"] if result.get("value") is not None else None
         out["text"] = (
-            f"{subject(plan).capitalize()} {when(plan, t)}: an average of {fmt(per_day, unit)} "
+            f"{upper_first(subject(plan))} {when(plan, t)}: an average of {fmt(per_day, unit)} "
             f"{MEASURE_NAMES[plan.measure]} per day ({fmt(result['value'], unit)} over "
             f"{result['days']:g} days)."
         )
@@ -61,7 +62,7 @@ def breakdown(plan: QueryPlan, result: JSON) -> JSON:
     elif plan.top_n:
         head = f"{'Bottom' if plan.order == 'asc' else 'Top'} {len(groups)} {name}s by {measure}"
     else:
-        head = f"{measure.capitalize()} by {name}"
+        head = f"{upper_first(measure)} by {name}"
     text = f"{head} {when(plan, result['scope'])}"
     if plan.filters:
         text += f" ({subject(plan)})"
@@ -83,11 +84,21 @@ def share(plan: QueryPlan, result: JSON) -> JSON:
     unit = MEASURE_UNITS[plan.measure]
     share = None if result["share"] is None else 100 * result["share"]
     text = (
-        f"{subject(plan).capitalize()} takes {pct(share)} of {MEASURE_NAMES[plan.measure]} {when(plan)}: "
+        f"{upper_first(subject(plan))} takes {pct(share)} of {MEASURE_NAMES[plan.measure]} {when(plan)}: "
         f"{fmt(result['value'], unit)} of {fmt(result['whole'], unit)}."
     )
     return {"text": text, "figures": [figure("Share", share, "pct"), figure("Part", result["value"], unit),
                                       figure("Total", result["whole"], unit)]}  # fmt: skip
+
+
+def _denominator(result: JSON) -> str:
+    """What a unit cost divides by, as counted: requests, tokens, users or features."""
+    scope, unit = result["scope"], result["unit"]
+    if unit in ("request", "1k_requests"):
+        return f"{count(scope['requests'])} requests"
+    if unit == "1m_tokens":
+        return f"{count(scope['tokens'])} tokens"
+    return f"{count(result['units'])} {unit}s"
 
 
 def unit_cost(plan: QueryPlan, result: JSON) -> JSON:
@@ -95,8 +106,7 @@ def unit_cost(plan: QueryPlan, result: JSON) -> JSON:
     about = f" of {subject(plan)}" if plan.filters else ""
     text = (
         f"Cost per {per}{about} {when(plan, result['scope'])}: {usd(result['value'])} "
-        f"({usd(result['spend_usd'])} over {fmt(result['units'], None)} {per}"
-        f"{'' if per.endswith('s') else 's'})."
+        f"({usd(result['spend_usd'])} over {_denominator(result)})."
     )
     figures = [figure(f"Cost per {per}", result["value"], unit), figure("Spend", result["spend_usd"], "usd")]
     out: JSON = {"text": text, "figures": figures}
@@ -110,7 +120,7 @@ def unit_cost(plan: QueryPlan, result: JSON) -> JSON:
         )
         out["figures"] = [figure(label(g["key"]), g["value"], unit) for g in groups] + figures
         out["table"] = {
-            "columns": [{"key": plan.group_by, "label": name.capitalize(), "unit": None},
+            "columns": [{"key": plan.group_by, "label": upper_first(name), "unit": None},
                         {"key": "value", "label": f"Cost per {per}", "unit": unit},
                         {"key": "requests", "label": "Requests", "unit": "requests"}],
             "rows": [[label(g["key"]), g["value"], g["requests"]] for g in groups[:100]],
@@ -146,7 +156,7 @@ def percentiles(plan: QueryPlan, result: JSON) -> JSON:
             figure(f"{label(g['key'])} {k}", v, unit) for g in groups for k, v in g["percentiles"].items()
         ] + figures
         out["table"] = {
-            "columns": [{"key": plan.group_by, "label": name.capitalize(), "unit": None}]
+            "columns": [{"key": plan.group_by, "label": upper_first(name), "unit": None}]
             + [{"key": k, "label": k, "unit": unit} for k in ps]
             + [{"key": "requests", "label": "Requests", "unit": "requests"}],
             "rows": [
@@ -205,7 +215,8 @@ def top_requests(plan: QueryPlan, result: JSON) -> JSON:
         if len(listed) != 1
         else f"{words[plan.rank_by]} request"
     )
-    text = f"The {what} {when(plan, result['scope'])}: {', '.join(items)}."
+    about = f" of {subject(plan)}" if plan.filters else ""
+    text = f"The {what}{about} {when(plan, result['scope'])}: {', '.join(items)}."
     columns: list[JSON] = [
         {"key": "request_id", "label": "Request", "unit": None},
         {"key": "ts", "label": "Time (UTC)", "unit": None},

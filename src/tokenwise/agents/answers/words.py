@@ -45,6 +45,11 @@ UNIT_NAMES = {
 MAX_LISTED = 10
 
 
+def upper_first(text: str) -> str:
+    """The text with its first letter in upper case, the rest as it is (names keep their spelling)."""
+    return text[:1].upper() + text[1:]
+
+
 def figure(label: str, value: float | None, unit: str) -> JSON:
     return {"label": label, "value": value, "unit": unit}
 
@@ -100,7 +105,7 @@ def measure_phrase(measure: str, t: JSON) -> str:
 def measure_figures(measure: str, t: JSON) -> list[JSON]:
     out = [figure("Requests", t["requests"], "requests"), figure("Spend", t["spend_usd"], "usd")]
     if measure in ("input_tokens", "output_tokens", "cached_input_tokens", "tokens"):
-        out.insert(0, figure(MEASURE_NAMES[measure].capitalize(), t[measure], "tokens"))
+        out.insert(0, figure(upper_first(MEASURE_NAMES[measure]), t[measure], "tokens"))
     if measure == "tokens":
         out += [
             figure("Input tokens", t["input_tokens"], "tokens"),
@@ -118,8 +123,8 @@ def group_table(plan: QueryPlan, groups: list[JSON], group_by: str) -> JSON:
     unit = MEASURE_UNITS[plan.measure]
     name = DIMENSION_NAMES.get(group_by, group_by)
     columns: list[JSON] = [
-        {"key": group_by, "label": name.capitalize(), "unit": None},
-        {"key": "value", "label": f"{MEASURE_NAMES[plan.measure].capitalize()} {when(plan)}", "unit": unit},
+        {"key": group_by, "label": upper_first(name), "unit": None},
+        {"key": "value", "label": f"{upper_first(MEASURE_NAMES[plan.measure])} {when(plan)}", "unit": unit},
         {"key": "requests", "label": "Requests", "unit": "requests"},
         {"key": "spend_usd", "label": f"Spend {when(plan)}", "unit": "usd"},
         {"key": "share", "label": "Share", "unit": "pct"},
@@ -140,7 +145,7 @@ def group_table(plan: QueryPlan, groups: list[JSON], group_by: str) -> JSON:
     )
     series = {
         "kind": "line" if time_grain else "bar",
-        "label": f"{MEASURE_NAMES[plan.measure].capitalize()} by {name}",
+        "label": f"{upper_first(MEASURE_NAMES[plan.measure])} by {name}",
         "unit": unit,
         "points": [{"label": label(g["key"]), "value": g["value"]} for g in groups[:366]],
     }

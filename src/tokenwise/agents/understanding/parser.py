@@ -49,7 +49,8 @@ def parse(question: str, vocabulary: Vocabulary, today: date, context: list[Turn
 
     what_if, target = scenario(masked, mentions)
     mentions = [m for m in mentions if m is not target]
-    filters, unknown, compared = _filters(masked, mentions, vocabulary)
+    target_span = (target.span,) if target is not None else ()
+    filters, unknown, compared = _filters(masked, mentions, vocabulary, target_span)
     intent = "what_if" if what_if is not None else _intent(masked, compared, periods)
     measure = _measure(masked, intent)
     group_by = _group_by(masked)
@@ -69,6 +70,8 @@ def parse(question: str, vocabulary: Vocabulary, today: date, context: list[Turn
         _extend(fields, _horizon(masked, periods, today))
     if intent == "top_requests":
         fields["rank_by"] = _rank_by(masked)
+        if not top_n and not re.search(r"\b(requests|calls|prompts|completions|responses|queries)\b", masked):
+            top_n = 1  # "the most expensive request": one
         order = "asc" if re.search(r"\b(cheapest|fastest|smallest)\b", masked) else "desc"
     if intent == "slo":
         fields["threshold"] = _threshold(masked)
@@ -83,7 +86,7 @@ def parse(question: str, vocabulary: Vocabulary, today: date, context: list[Turn
     elif intent == "breakdown":
         fields["group_by"] = "feature"
         readings.append("No grouping was named: broken down by feature.")
-    if top_n:
+    if top_n and intent != "forecast":
         fields["top_n"] = top_n
     fields["order"] = order
 
@@ -120,10 +123,16 @@ def _build(fields: dict[str, Any]) -> QueryPlan:
         return QueryPlan(intent="total", **kept)
 
 
+_EXCLUDING = re.compile(
+    r"\b(?:excluding|except(?: for)?|other than|without|apart from|besides|but not|not)\s+"
+    r"(?:the\s+)?(?:[\w-]+\s+)?$"
+)
+
+
 def _filters(
-    text: str, mentions: list[Mention], vocabulary: Vocabulary
+    text: str, mentions: list[Mention], vocabulary: Vocabulary, spoken_for: tuple[tuple[int, int], ...] = ()
 ) -> tuple[list[Filter], list[UnknownName], list[Mention]]:
-    by_dimension: dict[str, list[str]] = {}
+    by_dimension: dict[tuple[str, bool], list[str]] = {}
     unknown: list[UnknownName] = []
     for m in mentions:
         if m.dimension == "priced_model":
@@ -131,10 +140,11 @@ def _filters(
                 UnknownName(text=m.value, dimension="model", suggestions=vocabulary.suggest(m.value, "model"))
             )
             continue
-        values = by_dimension.setdefault(m.dimension, [])
+        left_out = _EXCLUDING.search(text[max(0, m.span[0] - 30) : m.span[0]]) is not None
+        values = by_dimension.setdefault((m.dimension, left_out), [])
         if m.value not in values:
             values.append(m.value)
-    taken = [m.span for m in mentions]
+    taken = [m.span for m in mentions] + list(spoken_for)
     named = [m for pattern in NAMED for m in pattern.finditer(text)]
     for match in named:
         word, kind, span = match.group("word"), match.group("kind"), match.span("word")
@@ -155,13 +165,13 @@ def _filters(
             unknown.append(UnknownName(text=match.group(1), dimension="model",
                                        suggestions=vocabulary.suggest(match.group(1), "model")))  # fmt: skip
     compared: list[Mention] = []
-    for dimension, values in by_dimension.items():
-        if len(values) >= 2 and PATTERNS["compare"].search(text):
+    for (dimension, left_out), values in by_dimension.items():
+        if len(values) >= 2 and not left_out and PATTERNS["compare"].search(text):
             compared = [m for m in mentions if m.dimension == dimension]
     filters = [
-        Filter(dimension=d, values=v)
-        for d, v in by_dimension.items()
-        if not compared or d != compared[0].dimension
+        Filter.model_validate({"dimension": d, "values": v, "exclude": left_out})
+        for (d, left_out), v in by_dimension.items()
+        if not compared or d != compared[0].dimension or left_out
     ]
     return filters, unknown[:10], compared
 
@@ -222,6 +232,8 @@ def _measure(text: str, intent: str) -> str:
         return {"cost": "spend", "calls": "requests", "volume": "requests", "traffic": "requests"}.get(
             word, word if word in ("spend", "requests", "tokens", "errors") else "spend"
         )
+    if re.search(r"\bhow many\s+(?:failed|failing|errored|erroring|unsuccessful)\b", text):
+        return "errors"
     if many := HOW_MANY.search(text):
         word = many.group(1)
         for name, pattern in MEASURES:

@@ -15,6 +15,10 @@ _PRICES_MOVE = (
     r"\bprices?\s+(?:drops?|dropped|fall\w*|fell|cut\w*|decreas\w*|increas\w*|rise\w*|rose|goes up|go up|"
     rf"went up|goes down|go down|went down|change\w*)\s+(?:by\s+)?{PCT}"
 )
+_PROMPT_CACHE = (
+    r"\bprompt[- ]cach\w*|\bcach\w+\s+(?:the\s+|a\s+|our\s+)?(?:\d[\d,]*[- ]tokens?\s+)?"
+    r"(?:shared\s+|common\s+|system\s+)?(?:prefix|prefixes|system prompts?)"
+)
 _DOUBLES = (
     r"\b(traffic|usage|volume|requests|load)\s+(doubles?|doubled)\b|\bdouble\s+(?:the\s+)?(traffic|usage)"
 )
@@ -43,16 +47,18 @@ def scenario(text: str, mentions: list[Mention]) -> tuple[Scenario | None, Menti
     if m := re.search(
         rf"{PCT}\s+(?:cache\s+)?hit(?:\s+rate)?|(?:cache\s+)?hit\s+rate\s+(?:of\s+)?{PCT}|"
         rf"{PCT}\s+(?:of\s+)?(?:[\w-]+\s+){{0,4}}?(?:were\s+|was\s+|are\s+|is\s+|got\s+|get\s+)?"
-        rf"(?:served|answered|came|come|hit)\s+(?:from\s+)?(?:a\s+|the\s+)?cache|\bcach\w*\s+{PCT}",
+        rf"(?:served|answered|came|come|hit)\s+(?:from\s+)?(?:a\s+|the\s+)?cache|\bcach\w*\s+{PCT}|"
+        rf"\b(?:serv\w*|answer\w*)\s+{PCT}\s+(?:of\s+)?(?:[\w-]+\s+){{0,4}}?from\s+(?:a\s+|the\s+)?cache",
         text,
     ):
         rate = float(next(g for g in m.groups() if g))
         if 0 < rate <= 100:
             return Scenario(kind="cache_hit", hit_rate_pct=rate), None
-    if re.search(r"\bprompt[- ]cach\w*|\bcach\w+\s+(?:the\s+|a\s+|our\s+)?(?:shared\s+|common\s+|system\s+)?"
-                 r"(?:prefix|prefixes|system prompts?)", text):  # fmt: skip
+    if re.search(_PROMPT_CACHE, text):
         size = re.search(
-            rf"{NUM}[- ]tokens?\s+(?:shared\s+|common\s+)?(?:prefix|system prompt)|prefix of {NUM}", text
+            rf"{NUM}[- ]tokens?\s+(?:shared\s+|common\s+|system\s+)?(?:prefix|system prompt|prompt)|"
+            rf"prefix of {NUM}",
+            text,
         )
         prefix = int(number(size.group(1) or size.group(2))) if size else None
         return Scenario(kind="prompt_cache", prefix_tokens=prefix), None

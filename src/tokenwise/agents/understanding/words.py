@@ -141,85 +141,14 @@ FOLLOW_UP = re.compile(
 WHY = re.compile(r"^\s*(?:and\s+)?(?:why|how come|what caused|what drove|what explains|what is behind)\b")
 
 # Words that are never a name from the data, even next to "feature" or "model".
-STOP = set(
-    [
-        "the",
-        "this",
-        "that",
-        "each",
-        "every",
-        "which",
-        "what",
-        "per",
-        "by",
-        "a",
-        "an",
-        "our",
-        "my",
-        "your",
-        "all",
-        "any",
-        "one",
-        "same",
-        "top",
-        "most",
-        "new",
-        "cheaper",
-        "expensive",
-        "other",
-        "different",
-        "largest",
-        "biggest",
-        "whole",
-        "single",
-        "of",
-        "for",
-        "and",
-        "or",
-        "to",
-        "in",
-        "on",
-        "with",
-        "cheapest",
-        "its",
-        "their",
-        "his",
-        "her",
-        "least",
-        "slowest",
-        "many",
-        "much",
-        "how",
-        "is",
-        "are",
-        "was",
-        "did",
-        "do",
-        "does",
-        "total",
-        "spend",
-        "cost",
-        "requests",
-        "tokens",
-        "errors",
-        "latency",
-        "over",
-        "under",
-        "these",
-        "those",
-        "some",
-        "no",
-        "not",
-        "than",
-        "from",
-        "between",
-        "as",
-        "at",
-        "we",
-        "us",
-        "i",
-        "me",
-    ]
+STOP = frozenset(
+    (
+        "the this that each every which what per by a an our my your all any one same top most new "
+        "cheaper expensive other different largest biggest whole single of for and or to in on with "
+        "cheapest its their his her least slowest many much how is are was did do does total spend cost "
+        "requests tokens errors latency over under these those some no not than from between as at we us "
+        "i me vs versus"
+    ).split()
 )
 
 NAMED = (
