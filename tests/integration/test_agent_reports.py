@@ -17,6 +17,7 @@ import duckdb
 import httpx
 import pytest
 
+from support import evaluation_log
 from support.clients import Account, collect_run, open_ws, send_message, signup
 from support.data import AZURE_CODE, AZURE_CONV, AZURE_ROWS, shared_data_path
 from support.live import LiveServer, test_settings
@@ -357,3 +358,22 @@ async def test_a_period_without_data_is_said_to_be_empty(priced: LiveServer, tmp
     assert answer["text"].startswith("No request matches all traffic on 1 Jan 2019.")
     assert "Your data covers 2025-03-03 to 2025-03-09." in answer["text"]
     assert answer["figures"] == [{"label": "Requests", "value": 0, "unit": "requests"}]
+
+
+async def test_a_complete_log_answers_a_cost_question_in_full(server: LiveServer, tmp_path: Path) -> None:
+    # model, cost, status, latency, feature and prompt hash per request: enough for a full report; the
+    # columns that would let more strategies be checked are suggested in the answer instead
+    path = tmp_path / "complete.csv"
+    written = evaluation_log.write_csv(path, evaluation_log.iter_rows(scale=0.2))
+    account = await signup(server.url)
+    await upload(server, account, path)
+    events = await ask(server, account, "How do we cut our LLM cost by 30%?")
+    report = events[-1]["data"]["result"]
+    assert report["report_type"] == "full", report["data"]["reasons"]
+    assert report["plan"]["intent"] == "optimize"
+    assert report["plan"]["reduction_pct"] == 30
+    assert report["measurements"]["requests"] == written
+    answer = report["answer"]
+    assert answer["answerable"] is True
+    assert "would let output_cap be checked" in answer["text"]
+    assert report["target"]["reduction_pct"] == 30

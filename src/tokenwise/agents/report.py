@@ -79,11 +79,13 @@ def compose(results: dict[str, JSON]) -> JSON:
         title = _INTENT_TITLES.get(plan.intent, title)
     text = summary(measurements, strategies, optimization, entities, sufficiency, analysis is not None)
     if answer is None and plan is not None and rows:
-        answer = _summary_answer(text, measurements, strategies, plan.intent)
+        more = list(sufficiency.get("suggestions") or [])
+        answered = text + (f" More strategies can be checked: {'; '.join(more)}." if more else "")
+        answer = _summary_answer(answered, measurements, strategies, plan.intent)
     elif answer is None and plan is not None:
         answer = _no_data_answer(plan)
-    if answer is not None and plan is not None and plan.intent not in FULL_ANALYSIS:
-        text = str(answer["text"])
+    if answer is not None and plan is not None and (plan.intent not in FULL_ANALYSIS or rows):
+        text = str(answer["text"]) if plan.intent not in ("overview",) else text
     return {
         "report_type": report_type,
         "title": title + (": the data needed" if report_type == "guidance" else ""),

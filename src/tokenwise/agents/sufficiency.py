@@ -79,6 +79,7 @@ def judge(profile: Profile, datasets: list[dict[str, Any]], category: str = "gen
             "reason": reason,
             "missing": [],
             "gaps": [],
+            "suggestions": [],
             "unpriced": [],
         }
     reasons: list[str] = []
@@ -133,12 +134,16 @@ def judge(profile: Profile, datasets: list[dict[str, Any]], category: str = "gen
             {"field": "latency_ms", "why": "latency percentiles and SLO checks", "how": SUPPLY["latency_ms"]}
         )
     blind = gaps(profile)
-    if blind and category in _COST_CATEGORIES:
-        reasons.append(
-            "Some savings cannot be checked without more columns: "
-            + ", ".join(f"{g['strategy']} ({', '.join(g['needs'])})" for g in blind)
-            + "."
-        )
+    # Columns that would let more strategies be checked are a suggestion, not a reason to call the data
+    # partial: what the data holds is measured in full, and the report says what more it could check.
+    suggestions = (
+        [
+            f"{', '.join(f'`{n}`' for n in g['needs'])} would let {g['strategy']} be checked ({g['finds']})"
+            for g in blind
+        ]
+        if category in _COST_CATEGORIES
+        else []
+    )
     level = "partial" if reasons else "sufficient"
     summary = (
         reasons[0]
@@ -152,6 +157,7 @@ def judge(profile: Profile, datasets: list[dict[str, Any]], category: str = "gen
         "reason": summary,
         "missing": missing,
         "gaps": blind,
+        "suggestions": suggestions,
         "unpriced": unpriced,
     }
 
