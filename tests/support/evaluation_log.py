@@ -303,3 +303,10 @@ def write_csv(path: Path, log: Iterable[Row]) -> int:
             )
             count += 1
     return count
+
+
+if __name__ == "__main__":  # the README's tour: `python tests/support/evaluation_log.py demo.csv`
+    import sys
+
+    target = Path(sys.argv[1] if len(sys.argv) > 1 else "demo-usage.csv")
+    print(f"wrote {write_csv(target, iter_rows()):,} rows to {target}")

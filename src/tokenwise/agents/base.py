@@ -8,6 +8,7 @@ from typing import Any, Protocol
 
 from tokenwise.agents.language import LanguageModel, NoLanguageModel
 from tokenwise.analysis.pricing import PriceBook
+from tokenwise.analysis.sql import Engine
 
 
 class EventSink(Protocol):
@@ -29,6 +30,11 @@ class UsageSource(Protocol):
     @property
     def prices(self) -> PriceBook:
         """The price book the analysis uses for this user's data."""
+        ...
+
+    @property
+    def engine(self) -> Engine | None:
+        """The process's DuckDB engine the queries take a cursor of (None: each opens its own)."""
         ...
 
     async def parquet_paths(self) -> list[Path]:

@@ -15,6 +15,7 @@ from tokenwise.agents.tooling import JSON, Agent, AgentScope, Tool
 from tokenwise.analysis.engine import analyze
 from tokenwise.analysis.pricing import PriceBook
 from tokenwise.analysis.profile import profile
+from tokenwise.analysis.sql import Engine
 
 
 def dataset_info(dataset: dict[str, Any]) -> JSON:
@@ -32,13 +33,17 @@ def dataset_info(dataset: dict[str, Any]) -> JSON:
 
 
 def _measure(
-    paths: list[Any], prices: PriceBook, defaults: dict[str, str], time_range: JSON | None
+    paths: list[Any],
+    prices: PriceBook,
+    defaults: dict[str, str],
+    time_range: JSON | None,
+    engine: Engine | None = None,
 ) -> tuple[JSON, JSON, JSON | None]:
     # JSON conversion too: on a year of hourly groups it is work the event loop should not do.
-    found = profile(paths, prices, defaults)
+    found = profile(paths, prices, defaults, engine=engine)
     bounds = period.resolve(time_range, found.end)
     if bounds is None:
-        return analyze(paths, prices, defaults).to_json(), found.to_json(), None
+        return analyze(paths, prices, defaults, engine=engine).to_json(), found.to_json(), None
     assert time_range is not None
     window: JSON = {
         "asked": period.describe(time_range),
@@ -46,10 +51,10 @@ def _measure(
         "end": bounds[1].isoformat() if bounds[1] else None,
         "applied": True,
     }
-    analysis = analyze(paths, prices, defaults, period=bounds)
+    analysis = analyze(paths, prices, defaults, period=bounds, engine=engine)
     if not analysis.measurements.requests:
         # Nothing in the period asked for: measure everything rather than report an empty period.
-        analysis, window["applied"] = analyze(paths, prices, defaults), False
+        analysis, window["applied"] = analyze(paths, prices, defaults, engine=engine), False
     return analysis.to_json(), found.to_json(), window
 
 
@@ -62,7 +67,7 @@ async def _measure_usage(ctx: RunContext, args: JSON) -> JSON:
     started = time.perf_counter()
     # DuckDB work of 0.1-2 s: in a worker thread, so the event loop keeps serving every other run.
     analysis, found, window = await asyncio.to_thread(
-        _measure, paths, usage.prices, await usage.default_models(), args.get("time_range")
+        _measure, paths, usage.prices, await usage.default_models(), args.get("time_range"), usage.engine
     )
     return {
         "has_data": found["rows"] > 0,

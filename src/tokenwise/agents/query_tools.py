@@ -24,22 +24,25 @@ from tokenwise.analysis.pricing import PriceBook
 from tokenwise.analysis.query import dimension_values, execute
 from tokenwise.analysis.scenario import price_scenario
 from tokenwise.analysis.source import attach
+from tokenwise.analysis.sql import Engine, connect
 from tokenwise.errors import InvalidInput
 
 # Plans that need the whole measurement and the savings strategies, not just their own figures.
 FULL_ANALYSIS = ("optimize", "overview")
 
 
-def _connect(paths: list[Path], prices: PriceBook, defaults: Mapping[str, str]) -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect()
+def _connect(
+    paths: list[Path], prices: PriceBook, defaults: Mapping[str, str], engine: Engine | None
+) -> duckdb.DuckDBPyConnection:
+    con = connect(engine)
     attach(con, paths, prices, defaults)
     return con
 
 
 def _vocabulary(
-    paths: list[Path], prices: PriceBook, defaults: Mapping[str, str]
+    paths: list[Path], prices: PriceBook, defaults: Mapping[str, str], engine: Engine | None = None
 ) -> tuple[JSON, datetime | None]:
-    con = _connect(paths, prices, defaults)
+    con = _connect(paths, prices, defaults, engine)
     try:
         values = dimension_values(con)
         (end,) = con.execute("SELECT max(ts) FROM usage").fetchone() or (None,)
@@ -61,7 +64,7 @@ async def _plan_query(ctx: RunContext, args: JSON) -> JSON:
     data_end = None
     if paths:
         values, data_end = await asyncio.to_thread(
-            _vocabulary, paths, usage.prices, await usage.default_models()
+            _vocabulary, paths, usage.prices, await usage.default_models(), usage.engine
         )
     vocabulary = Vocabulary(values, priced_models=priced_models(usage.prices))
     today = reference_day(data_end)
@@ -128,8 +131,14 @@ def plan_of(args: JSON) -> QueryPlan:
         raise InvalidInput(f"invalid query plan: {where}: {error['msg']}", field=where) from exc
 
 
-def _run(paths: list[Path], prices: PriceBook, defaults: Mapping[str, str], plan: QueryPlan) -> JSON:
-    con = _connect(paths, prices, defaults)
+def _run(
+    paths: list[Path],
+    prices: PriceBook,
+    defaults: Mapping[str, str],
+    plan: QueryPlan,
+    engine: Engine | None = None,
+) -> JSON:
+    con = _connect(paths, prices, defaults, engine)
     try:
         return execute(con, plan)
     finally:
@@ -142,7 +151,9 @@ async def _run_query(ctx: RunContext, args: JSON) -> JSON:
     paths = await usage.parquet_paths()
     if not paths:
         return {"intent": plan.intent, "empty": True, "no_data": True, "data": {"rows": 0}}
-    return await asyncio.to_thread(_run, paths, usage.prices, await usage.default_models(), plan)
+    return await asyncio.to_thread(
+        _run, paths, usage.prices, await usage.default_models(), plan, usage.engine
+    )
 
 
 def _compact_query(result: JSON) -> JSON:
@@ -175,8 +186,14 @@ RUN_QUERY = Tool(
 )
 
 
-def _price(paths: list[Path], prices: PriceBook, defaults: Mapping[str, str], plan: QueryPlan) -> JSON:
-    con = _connect(paths, prices, defaults)
+def _price(
+    paths: list[Path],
+    prices: PriceBook,
+    defaults: Mapping[str, str],
+    plan: QueryPlan,
+    engine: Engine | None = None,
+) -> JSON:
+    con = _connect(paths, prices, defaults, engine)
     try:
         return price_scenario(con, plan, prices)
     finally:
@@ -191,7 +208,9 @@ async def _price_scenario(ctx: RunContext, args: JSON) -> JSON:
     paths = await usage.parquet_paths()
     if not paths:
         return {"kind": plan.scenario.kind, "empty": True}
-    return await asyncio.to_thread(_price, paths, usage.prices, await usage.default_models(), plan)
+    return await asyncio.to_thread(
+        _price, paths, usage.prices, await usage.default_models(), plan, usage.engine
+    )
 
 
 def _compact_scenario(result: JSON) -> JSON:

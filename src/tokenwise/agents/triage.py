@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 
 from tokenwise.agents.base import RunContext
@@ -140,7 +141,9 @@ async def _check_data_sufficiency(ctx: RunContext, args: JSON) -> JSON:
     paths = await usage.parquet_paths()
     # A few column counts in DuckDB: cheap, but off the event loop all the same.
     found = (
-        await asyncio.to_thread(profile, paths, usage.prices, await usage.default_models())
+        await asyncio.to_thread(
+            functools.partial(profile, engine=usage.engine), paths, usage.prices, await usage.default_models()
+        )
         if paths
         else EMPTY
     )

@@ -8,11 +8,10 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
-import duckdb
-
 from tokenwise.analysis.measurements import Measurements, measure
 from tokenwise.analysis.pricing import PriceBook
 from tokenwise.analysis.source import Loaded, load
+from tokenwise.analysis.sql import Engine, connect
 from tokenwise.analysis.strategies import Context, Strategy, propose
 from tokenwise.analysis.thresholds import Thresholds
 from tokenwise.errors import InvalidInput
@@ -63,6 +62,7 @@ def analyze(
     now: datetime | None = None,
     thresholds: Thresholds | None = None,
     period: tuple[datetime | None, datetime | None] = (None, None),
+    engine: Engine | None = None,
 ) -> Analysis:
     """Analyze normalized Parquet datasets; `default_models` maps a path to the model its rows lack.
 
@@ -72,7 +72,7 @@ def analyze(
         raise InvalidInput("The analysis needs at least one dataset.", field="paths")
     rules = thresholds or Thresholds()
     now = now or datetime.now(UTC)
-    con = duckdb.connect()
+    con = connect(engine)
     try:
         loaded = load(con, paths, prices, default_models, period)
         measurements = measure(con, rules.retry_window_s)

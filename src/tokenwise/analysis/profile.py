@@ -12,11 +12,9 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-import duckdb
-
 from tokenwise.analysis.pricing import PriceBook
 from tokenwise.analysis.source import columns_of
-from tokenwise.analysis.sql import one, rows
+from tokenwise.analysis.sql import Engine, connect, one, rows
 
 # Optional schema columns whose presence decides which strategies can be checked.
 OPTIONAL = (
@@ -97,12 +95,14 @@ def profile(
     paths: Sequence[str | os.PathLike[str]],
     prices: PriceBook,
     default_models: Mapping[str, str] | None = None,
+    *,
+    engine: Engine | None = None,
 ) -> Profile:
     """Profile normalized Parquet datasets; `default_models` maps a path to the model its rows lack."""
     if not paths:
         return EMPTY
     files = [os.fspath(p) for p in paths]
-    with duckdb.connect() as con:
+    with connect(engine) as con:
         count, start, end, *present = one(con, _totals(columns_of(con, files)), {"paths": files})
         con.execute("CREATE TEMP TABLE defaults (filename VARCHAR, model VARCHAR)")
         if default_models:

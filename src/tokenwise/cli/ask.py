@@ -196,6 +196,7 @@ def _out(text: str) -> None:
 
 
 def _err(text: str) -> None:
+    sys.stdout.flush()  # the answer first, then the note on stderr, even when both go to one terminal
     sys.stderr.write(f"{text}\n")
 
 

@@ -151,4 +151,5 @@ class Services:
         await self.event_log.stop()
         await self.bus.close()
         await self.http.aclose()
+        self.datasets.engine.close()  # runs have ended: no query holds a cursor of it
         await self.db.dispose()

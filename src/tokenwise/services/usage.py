@@ -6,12 +6,14 @@ from pathlib import Path
 from typing import Any
 
 from tokenwise.analysis.pricing import NO_PRICES, PriceBook
+from tokenwise.analysis.sql import Engine
 
 
 class NoUsageData:
     """The usage source of a user without datasets."""
 
     prices: PriceBook = NO_PRICES
+    engine: Engine | None = None
 
     async def parquet_paths(self) -> list[Path]:
         return []

@@ -30,6 +30,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from tokenwise.analysis.sql import Engine
 from tokenwise.db.database import Database
 from tokenwise.db.tables import DatasetRow
 from tokenwise.errors import InvalidInput, NotFound, TooLarge
@@ -82,6 +83,8 @@ class Datasets:
     ) -> None:
         self.db = db
         self.prices = prices if prices is not None else load_prices()
+        # One DuckDB database for every user's questions (each query takes its own cursor).
+        self.engine = Engine()
         self.data_dir = data_dir.resolve()
         self.root = self.data_dir / "datasets"
         self.work_dir = self.data_dir / "tmp"
@@ -331,6 +334,7 @@ class DatasetUsage:
     def __init__(self, datasets: Datasets, user_id: str) -> None:
         self._datasets, self.user_id = datasets, user_id
         self.prices: PriceList = datasets.prices  # the price book the analysis should use
+        self.engine: Engine = datasets.engine
         self._rows: list[DatasetRow] | None = None
 
     async def _all(self) -> list[DatasetRow]:

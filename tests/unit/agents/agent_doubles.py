@@ -101,6 +101,7 @@ class Usage:
         self.paths = paths if paths is not None else ([usage_file(rows)] if rows else [])
         self.prices = prices
         self.models: dict[str, str] = {}
+        self.engine = None  # each query opens a database of its own
 
     async def parquet_paths(self) -> list[Path]:
         return list(self.paths)
