@@ -377,3 +377,33 @@ async def test_a_complete_log_answers_a_cost_question_in_full(server: LiveServer
     assert answer["answerable"] is True
     assert "would let output_cap be checked" in answer["text"]
     assert report["target"]["reduction_pct"] == 30
+
+
+async def test_a_follow_up_reads_its_own_thread_only(server: LiveServer, tmp_path: Path) -> None:
+    path = tmp_path / "log.csv"
+    rows = list(evaluation_log.iter_rows(scale=0.2))
+    evaluation_log.write_csv(path, rows)
+    on_oct_12 = [r for r in rows if r["timestamp"].startswith("2025-10-12")]
+    account = await signup(server.url)
+    await upload(server, account, path)
+    ws, _ = await open_ws(server.ws_url, account.access_token)
+    async with ws:
+        first = await send_message(ws, "How many requests did the classifier make on October 12?")
+        await collect_run(ws, first["run_id"])
+        same = await send_message(ws, "and for faq-bot?", thread_id=first["thread_id"])
+        followed = (await collect_run(ws, same["run_id"]))[-1]["data"]["result"]
+        other = await send_message(ws, "and for faq-bot?")  # a new thread: nothing to follow
+        fresh = (await collect_run(ws, other["run_id"]))[-1]["data"]["result"]
+    # in its thread, the follow-up keeps the period and the measure and changes the feature
+    faq_bot = sum(1 for r in on_oct_12 if r["feature"] == "faq-bot")
+    assert followed["plan"]["measure"] == "requests"
+    assert followed["plan"]["period"]["start"].startswith("2025-10-12")
+    assert f"{faq_bot:,} requests" in followed["answer"]["text"]
+    assert any("follow-up" in r for r in followed["answer"]["readings"])
+    # elsewhere it is a question of its own: faq-bot's spend over all the data, no period
+    assert fresh["plan"].get("period") is None
+    assert not any("follow-up" in r for r in fresh["answer"]["readings"])
+    other_user = await signup(server.url)
+    async with client(server, other_user) as http:  # and another user cannot continue the thread
+        response = await http.post(f"/api/threads/{first['thread_id']}/messages", json={"content": "why?"})
+    assert response.status_code == 404

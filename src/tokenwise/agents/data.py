@@ -198,7 +198,7 @@ async def run_data(ctx: RunContext, scope: AgentScope) -> JSON:
                 scope.think(line)
         else:
             scope.think("No usage data has been uploaded; there is nothing to measure yet.")
-    if plan is not None:
+    if plan is not None and plan.get("intent") != "optimize":  # a savings question's answer is its report
         query = await scope.call(RUN_QUERY, plan)
         found = query.get("scope") or {}
         scope.think(f"The plan's scope holds {found.get('requests', 0):,} requests.")

@@ -26,6 +26,7 @@ class Submission:
     client_message_id: str | None
     question: str
     is_new: bool  # False when the client_message_id was seen before: no second run
+    opens_thread: bool = False  # the message started its thread: there is no context to read
 
 
 def thread_json(row: ThreadRow) -> dict[str, Any]:
@@ -129,6 +130,7 @@ class Chat:
         # case (a new message) costs one transaction on the way to the run's first event.
         message_id, run_id = str(uuid.uuid4()), str(uuid.uuid4())
         now = utcnow()
+        opens_thread = thread_id is None
         try:
             async with self._db.session() as session:
                 if thread_id is None:
@@ -170,7 +172,9 @@ class Chat:
             if seen is None:
                 raise
             return seen
-        return Submission(message_id, thread_id, run_id, client_message_id, content, is_new=True)
+        return Submission(
+            message_id, thread_id, run_id, client_message_id, content, is_new=True, opens_thread=opens_thread
+        )
 
     async def _seen(self, user_id: str, client_message_id: str) -> Submission | None:
         async with self._db.session() as session:

@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from tokenwise.agents.base import RunContext, RunOutcome, UsageSource
+from tokenwise.agents.base import NoThreadContext, RunContext, RunOutcome, UsageSource
 from tokenwise.bus.base import EventBus
 from tokenwise.db.database import Database
 from tokenwise.db.tables import RunRow
@@ -122,7 +122,10 @@ class Runs:
             question=submission.question,
             sink=recorder,
             usage=self._usage_for(user_id),
-            thread=ThreadTurns(self._chat, user_id, submission.thread_id, submission.run_id),
+            # a new thread has no earlier turns: no query on the way to the answer
+            thread=NoThreadContext()
+            if submission.opens_thread
+            else ThreadTurns(self._chat, user_id, submission.thread_id, submission.run_id),
         )
         task = asyncio.create_task(self._execute(context, recorder), name=f"run-{submission.run_id}")
         self._tasks[submission.run_id] = task
