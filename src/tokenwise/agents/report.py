@@ -75,7 +75,7 @@ def compose(results: dict[str, JSON]) -> JSON:
     ]
     measurements = _measurements(analysis, rows, _count(data.get("datasets", triage.get("datasets"))))
     title = _TITLES.get(category, _TITLES["general_question"])
-    if plan is not None and plan.intent not in FULL_ANALYSIS:
+    if plan is not None and plan.intent not in FULL_ANALYSIS and report_type != "guidance":
         title = _INTENT_TITLES.get(plan.intent, title)
     text = summary(measurements, strategies, optimization, entities, sufficiency, analysis is not None)
     if answer is None and plan is not None and rows:

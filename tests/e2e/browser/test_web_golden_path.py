@@ -118,6 +118,9 @@ def test_threads_new_and_reopened_with_history(page: Page, server: LiveServer) -
     expect(page.locator(".msg.user")).to_contain_text("Which model costs the most?")
     reopened = page.locator("article.run")
     expect(reopened).to_have_attribute("data-status", "completed")
+    # the stored report comes back with its answer card first, the Markdown behind "Details"
+    expect(reopened.locator(".answer-card .answer-text")).to_contain_text("no usage data")
+    open_details(reopened)
     expect(reopened.locator(".answer h1")).to_be_visible()
     expect(page.locator("#thread-list a[aria-current=page]")).to_contain_text("Which model costs the most?")
 

@@ -8,7 +8,14 @@ from pathlib import Path
 
 from playwright.sync_api import BrowserContext, Page, WebSocketRoute, expect
 
-from e2e.browser.webui import ask, assert_run_matches_server, server_events, sign_up, wait_finished
+from e2e.browser.webui import (
+    ask,
+    assert_run_matches_server,
+    open_details,
+    server_events,
+    sign_up,
+    wait_finished,
+)
 from support.live import LiveServer
 
 WS_PATH = re.compile(r"/ws(\?|$)")
@@ -88,6 +95,7 @@ def test_blocked_websocket_falls_back_to_server_sent_events(
     run = ask(page)
     run_id = wait_finished(run)
     assert_run_matches_server(run, server_events(server.url, email, run_id))
+    open_details(run)
     expect(run.locator("table.strategies, figure[data-chart]").first).to_be_visible()
     tries = len(attempts)
     assert tries >= 2
