@@ -6,6 +6,7 @@ Unreachable (a closed port): the run still completes with the built-in text and 
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -13,10 +14,11 @@ from typing import Any
 import httpx
 import pytest
 
+from support import evaluation_log
 from support.clients import collect_run, open_ws, send_message, signup
 from support.data import AZURE_CODE, shared_data_path
 from support.live import LiveServer
-from support.openai_server import ChatCompletionsServer
+from support.openai_server import ChatCompletionsServer, ToolCall
 from support.servers import free_port
 from tokenwise.session.contract import missing_critical, violations
 
@@ -39,7 +41,9 @@ def model_api() -> Iterator[ChatCompletionsServer]:
     api.stop()
 
 
-async def run(server: LiveServer, *, upload: Path | None = None) -> list[dict[str, Any]]:
+async def run(
+    server: LiveServer, *, upload: Path | None = None, question: str = QUESTION
+) -> list[dict[str, Any]]:
     account = await signup(server.url)
     if upload is not None:
         headers = {"Authorization": f"Bearer {account.access_token}"}
@@ -49,7 +53,7 @@ async def run(server: LiveServer, *, upload: Path | None = None) -> list[dict[st
             assert created.status_code == 201, created.text
     ws, _ = await open_ws(server.ws_url, account.access_token)
     async with ws:
-        ack = await send_message(ws, QUESTION)
+        ack = await send_message(ws, question)
         events = await collect_run(ws, ack["run_id"], timeout=60)
     assert violations(events) == []
     assert missing_critical(events) == []
@@ -134,3 +138,57 @@ async def test_a_model_answering_with_an_error_status_is_unavailable_too(
         api.stop()
     assert any("answered HTTP 503" in t for t in thoughts(events))
     assert events[-1]["data"]["result"]["narrative"] == {"source": "built-in"}
+
+
+async def test_a_plan_proposed_by_tool_calling_is_validated_and_used(
+    start_server: Callable[..., LiveServer], tmp_path: Path
+) -> None:
+    proposals: list[dict[str, Any]] = []
+
+    def reply(body: dict[str, Any]) -> Any:
+        if body.get("tools"):  # the planning call: offered the plan schema, forced to call plan_query
+            proposals.append(body)
+            plan = {"intent": "breakdown", "measure": "requests", "group_by": "feature", "top_n": 2}
+            return ToolCall("plan_query", plan)
+        return answer(body)
+
+    api = ChatCompletionsServer(reply).start()
+    try:
+        server = start_server(llm_base_url=api.url, llm_model="gpt-4o-mini")
+        path = tmp_path / "log.csv"
+        rows = list(evaluation_log.iter_rows(scale=0.1))
+        evaluation_log.write_csv(path, rows)
+        events = await run(server, upload=path, question="which two features are the busiest?")
+    finally:
+        api.stop()
+    [proposal] = proposals
+    parameters = proposal["tools"][0]["function"]["parameters"]
+    assert "intent" in parameters["properties"]  # the plan's own JSON schema
+    report = events[-1]["data"]["result"]
+    assert report["plan"]["source"] == "language_model"
+    counts = Counter(r["feature"] for r in rows).most_common(2)
+    for feature, n in counts:
+        assert f"{feature} {n:,}" in report["answer"]["text"]
+
+
+async def test_an_invalid_proposed_plan_falls_back_to_the_built_in_parser(
+    start_server: Callable[..., LiveServer], tmp_path: Path
+) -> None:
+    def reply(body: dict[str, Any]) -> Any:
+        if body.get("tools"):  # a what-if without its scenario: the schema refuses it
+            return ToolCall("plan_query", {"intent": "what_if", "sql": "DROP TABLE usage"})
+        return answer(body)
+
+    api = ChatCompletionsServer(reply).start()
+    try:
+        server = start_server(llm_base_url=api.url, llm_model="gpt-4o-mini")
+        path = tmp_path / "log.csv"
+        rows = list(evaluation_log.iter_rows(scale=0.1))
+        evaluation_log.write_csv(path, rows)
+        events = await run(server, upload=path, question="How many requests did we make?")
+    finally:
+        api.stop()
+    report = events[-1]["data"]["result"]
+    assert report["plan"]["source"] == "built-in"
+    assert f"{len(rows):,} requests" in report["answer"]["text"]
+    assert any("the proposed plan is invalid" in t for t in thoughts(events))
