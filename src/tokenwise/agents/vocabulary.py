@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 PRIORITY = ("feature", "model", "user", "team", "project", "api_key", "provider")
 _TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@-]*[A-Za-z0-9]|[A-Za-z0-9]")
 _MAX_WORDS = 4
+# a family word on its own ("claude models"), not the start of a model name ("gpt-5")
+_FAMILY = re.compile(r"\b(claude|gpt|gemini|llama|mistral|deepseek|qwen|command)(?![-.\w])", re.I)
 
 
 def key(text: str) -> str:
@@ -68,6 +70,16 @@ class Vocabulary:
                 i += 1
         return found
 
+    def family(self, text: str) -> list[Mention]:
+        """Model families named without a version ("claude models", "gemini"): every model of the data
+        whose name starts with the family's, as one mention per family word."""
+        found = []
+        for match in _FAMILY.finditer(text):
+            word = key(match.group(1))
+            models = [m for m in self.values.get("model", []) if key(m).startswith(word)]
+            found += [Mention("model", m, match.span(1)) for m in models]
+        return found
+
     def suggest(self, word: str, dimension: str | None = None, limit: int = 3) -> list[str]:
         """The known names closest to `word` (of `dimension` when given)."""
         pool: Iterable[str]
@@ -79,6 +91,8 @@ class Vocabulary:
         close = difflib.get_close_matches(key(word), list(candidates), n=limit, cutoff=0.5)
         if not close:  # a shared prefix or part ("chatbot-x" -> "chatbot") counts as close too
             close = [k for k in candidates if k and (k in key(word) or key(word)[:4] in k)][:limit]
+        if not close:  # nothing like it: the most used names of that kind are the useful answer
+            return list(pool)[:limit] if dimension else []
         return [candidates[k] for k in close]
 
     def known(self, dimension: str, value: str) -> str | None:

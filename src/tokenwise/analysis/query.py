@@ -273,8 +273,9 @@ def _percentiles(con: duckdb.DuckDBPyConnection, plan: QueryPlan, scope: Scope, 
         qs = [p / 100 for p in plan.percentiles]
         found = rows(
             con,
-            f"SELECT {label} AS key, quantile_cont({column}, $qs), count(*) FROM usage {scope.where} "
-            f"GROUP BY 1 ORDER BY 3 DESC LIMIT {_MAX_GROUPS}",
+            f"SELECT {label} AS key, quantile_cont({column}, $qs) AS q, count(*) FROM usage {scope.where} "
+            # slowest (or largest) first: "which model is slowest" reads the first row
+            f"GROUP BY 1 ORDER BY q[1] DESC NULLS LAST, 3 DESC LIMIT {_MAX_GROUPS}",
             {**scope.params, "qs": qs},
         )
         out["groups"] = [

@@ -237,6 +237,11 @@ CASES: list[tuple[str, dict[str, Any]]] = [
     # unknown names and what usage data cannot answer
     ("spend of chatbot-x feature", {"unknown": [("chatbot-x", "feature", ["faq-bot"])]}),
     ("spend on gpt-5", {"unknown": [("gpt-5", "model", ["gpt-4o"])]}),
+    # a family named without a version means every model of it in the data; one not in it is unknown
+    ("how much did we spend on claude models?", {"filters": {"model": ["claude-3-5-haiku"]}, "unknown": []}),
+    ("gpt spend last week", {"filters": {"model": ["gpt-4o", "gpt-4o-mini"]}, "period": LAST_WEEK}),
+    ("gemini spend", {"filters": {}, "unknown": [("gemini", "model", ["gpt-4o-mini"])]}),
+    ("which model is slowest?", {"intent": "percentiles", "measure": "latency_ms", "group_by": "model"}),
     (
         "what is our carbon footprint and total spend?",
         {"intent": "total", "unanswerable": ["carbon footprint"]},

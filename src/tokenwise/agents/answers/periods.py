@@ -19,6 +19,13 @@ from tokenwise.agents.answers.words import (
 from tokenwise.analysis.plan import QueryPlan
 
 
+def _rate(value: float, unit: str) -> str:
+    """A slope: small counts per day keep two decimals (0.35 errors a day is not 0)."""
+    if unit.startswith("usd") or unit in ("pct", "ms") or value >= 10:
+        return fmt(value, unit)
+    return f"{value:,.2f}"
+
+
 def compare(plan: QueryPlan, result: JSON) -> JSON:
     unit = MEASURE_UNITS[plan.measure]
     name = MEASURE_NAMES[plan.measure]
@@ -88,7 +95,8 @@ def trend(plan: QueryPlan, result: JSON) -> JSON:
     first, last = points[0], points[-1]
     fit = result.get("fit")
     slope = (
-        f"; the linear trend is {'+' if fit['slope'] >= 0 else '-'}{fmt(abs(fit['slope']), unit)} per {grain}"
+        f"; the linear trend is {'+' if fit['slope'] >= 0 else '-'}{_rate(abs(fit['slope']), unit)} "
+        f"per {grain}"
         if fit
         else ""
     )
@@ -121,7 +129,7 @@ def forecast(plan: QueryPlan, result: JSON) -> JSON:
         f"Forecast for {label}: {fmt(result['forecast'], unit)} {MEASURE_NAMES[plan.measure]} "
         f"(95% range {fmt(result['low'], unit)} to {fmt(result['high'], unit)}), from a linear fit of daily "
         f"{MEASURE_NAMES[plan.measure]} over {result['history_days']} days (trend "
-        f"{'+' if fit['slope'] >= 0 else '-'}{fmt(abs(fit['slope']), unit)} per day)."
+        f"{'+' if fit['slope'] >= 0 else '-'}{_rate(abs(fit['slope']), unit)} per day)."
     )
     text += f" A flat projection of the last 30 days would be {fmt(result['flat'], unit)}."
     figures = [figure("Forecast", result["forecast"], unit), figure("Low", result["low"], unit),

@@ -44,6 +44,10 @@ def parse(question: str, vocabulary: Vocabulary, today: date, context: list[Turn
     periods = read_periods(text, today)
     masked = _mask(low, [r.span for r in periods])
     mentions = vocabulary.mentions(masked)
+    taken = [m.span for m in mentions]
+    mentions += [
+        m for m in vocabulary.family(masked) if not any(a < m.span[1] and m.span[0] < b for a, b in taken)
+    ]
     fields: dict[str, Any] = {}
     readings = [f"Read {r.period.label}." for r in periods if r.period.label]
 

@@ -94,7 +94,8 @@ PATTERNS = {
         r"|\bcosts?\s+(?:us\s+)?on average\b|\bon average\b.*\bcosts?\b"
     ),
     "percentiles": re.compile(
-        r"\b(p\d{2}(?:\.\d)?|median|percentiles?|latency|latencies|response times?|how (?:slow|fast))\b"
+        r"\b(p\d{2}(?:\.\d)?|median|percentiles?|latency|latencies|response times?|how (?:slow|fast)|"
+        r"slowest|fastest|quickest)\b"
     ),
     "share": re.compile(
         r"\b(share|what percent(?:age)?|which percent(?:age)?|what fraction|proportion|"
@@ -169,7 +170,8 @@ UNSUPPORTED = re.compile(
 )
 
 MODEL_LIKE = re.compile(
-    r"\b((?:gpt|claude|gemini|llama|mistral|o[134]|command|deepseek|qwen|mixtral)[\w.:-]*[a-z0-9])\b"
+    r"\b((?:gpt|claude|gemini|llama|mistral|command|deepseek|qwen|mixtral)(?:[\w.:-]*[a-z0-9])?"
+    r"|o[134](?:[\w.:-]*[a-z0-9])?)\b"
 )
 
 NAMED_DIMENSIONS = {"api key": "api_key", "key": "api_key", "customer": "user"}
