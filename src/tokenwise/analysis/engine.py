@@ -120,6 +120,12 @@ def _notes(m: Measurements, loaded: Loaded, rules: Thresholds, now: datetime) ->
             notes.append(
                 f"The oldest price used is {age} days old: check it against the provider's price list."
             )
+    if m.reported_cost_requests:
+        notes.append(
+            f"{m.reported_cost_requests:,} of {m.requests:,} requests carry the cost reported in the data; "
+            f"the other {m.requests - m.reported_cost_requests:,} are priced from the price book where it "
+            "has the model."
+        )
     for model, count in sorted(loaded.unpriced.items(), key=lambda item: -item[1]):
         if model is None:
             notes.append(

@@ -88,6 +88,10 @@ class Measurements:
     errors: Errors
     duplicates: Duplicates | None
     prefixes: Prefixes | None
+    # Where the spend came from: requests whose cost the data reported (the rest priced from the book),
+    # and the input tokens written to the prompt cache (part of input_tokens, like cached_input_tokens).
+    reported_cost_requests: int = 0
+    cache_write_tokens: int = 0
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -114,6 +118,11 @@ def measure(con: duckdb.DuckDBPyConnection, retry_window_s: float) -> Measuremen
     ) = one(con, _TOTALS)
     spend = None if spend is None else float(spend)
     (has_features,) = one(con, "SELECT count(feature) > 0 FROM usage")
+    reported, writes = one(
+        con,
+        "SELECT count(reported_cost), COALESCE(sum(cache_write_tokens + cache_write_1h_tokens), 0) "
+        "FROM usage",
+    )
 
     def grouped(key: str, order: str = "spend DESC NULLS LAST, n DESC", label: str = "k") -> list[Group]:
         query = _GROUPED.format(key=key, order=order, label=label)
@@ -138,6 +147,8 @@ def measure(con: duckdb.DuckDBPyConnection, retry_window_s: float) -> Measuremen
         errors=errors(con, retry_window_s),
         duplicates=duplicates(con, int(requests)),
         prefixes=prefixes(con, int(inputs)),
+        reported_cost_requests=int(reported),
+        cache_write_tokens=int(writes),
     )
 
 

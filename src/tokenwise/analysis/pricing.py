@@ -28,11 +28,25 @@ class ModelPrice:
     cheaper_tier: str | None = None
     as_of: str | None = None
     source: str | None = None
+    # $ per 1M tokens written to the prompt cache (5-minute / unspecified lifetime, and 1-hour lifetime);
+    # None: writes cost the input price (OpenAI), or for 1-hour writes, the 5-minute write price.
+    cache_write_per_mtok: float | None = None
+    cache_write_1h_per_mtok: float | None = None
 
     @property
     def cached_rate(self) -> float:
         """$ per 1M cached input tokens (the input price when the provider has no cache discount)."""
         return self.input_per_mtok if self.cached_input_per_mtok is None else self.cached_input_per_mtok
+
+    @property
+    def cache_write_rate(self) -> float:
+        """$ per 1M tokens written to the 5-minute (or unspecified) prompt cache."""
+        return self.input_per_mtok if self.cache_write_per_mtok is None else self.cache_write_per_mtok
+
+    @property
+    def cache_write_1h_rate(self) -> float:
+        """$ per 1M tokens written to the 1-hour prompt cache."""
+        return self.cache_write_rate if self.cache_write_1h_per_mtok is None else self.cache_write_1h_per_mtok
 
 
 class PriceBook(Protocol):

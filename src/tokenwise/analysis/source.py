@@ -16,10 +16,13 @@ import duckdb
 
 from tokenwise.analysis.pricing import ModelPrice, PriceBook
 
-# Costs are computed from $ per 1M tokens; cached input tokens are part of input_tokens (schema).
+# Costs are computed from $ per 1M tokens. Cache reads and writes are part of input_tokens (schema), so
+# each input token is priced once: uncached at the input rate, reads at the cached rate, 5-minute and
+# 1-hour writes at their write rates; the batch discount applies to all of it.
 _LIST_COST = """(
-    (input_tokens - cached_input_tokens) * p.in_p + cached_input_tokens * p.cached_p
-    + output_tokens * p.out_p) / 1e6"""
+    (GREATEST(input_tokens - cached_input_tokens - cache_write_tokens - cache_write_1h_tokens, 0) * in_p
+    + cached_input_tokens * cached_p + cache_write_tokens * write_p + cache_write_1h_tokens * write_1h_p
+    + output_tokens * out_p) / 1e6 * CASE WHEN batch THEN 1 - COALESCE(batch_discount, 0) ELSE 1 END)"""
 
 
 def _key(column: str) -> str:
@@ -46,15 +49,35 @@ WITH raw AS (
     WHERE ($start IS NULL OR r.ts >= $start) AND ($end IS NULL OR r.ts < $end)
 )
 SELECT raw.*, hash(model, prompt_hash) AS prompt_key, hash(model, prefix_hash) AS prefix_key,
-    p.in_p, p.cached_p, p.out_p, p.batch_discount,
+    p.in_p, p.cached_p, p.out_p, p.batch_discount, p.write_p, p.write_1h_p,
     p.alt_model, p.alt_in, p.alt_cached, p.alt_out,
     COALESCE(reported_cost, {_LIST_COST}) AS cost
 FROM raw LEFT JOIN prices p USING (model)
 """  # noqa: S608 - only constant SQL fragments are interpolated
 
 
-# Columns added to the schema later: files written before them do not have them (read as NULL).
-_LATER = ("user_tag", "team", "project", "api_key", "provider")
+# Columns added to the schema later: files written before them do not have them (read as the default).
+_LATER = {
+    "user_tag": "NULL",
+    "team": "NULL",
+    "project": "NULL",
+    "api_key": "NULL",
+    "provider": "NULL",
+    "cache_write_tokens": "0",
+    "cache_write_1h_tokens": "0",
+    "batch": "false",
+}
+_LATER_TYPES = {"cache_write_tokens": "BIGINT", "cache_write_1h_tokens": "BIGINT", "batch": "BOOLEAN"}
+
+
+def _optional(present: set[str]) -> str:
+    """The later columns, from the files where they exist (NULL counts and flags read as 0 / false)."""
+    items = []
+    for column, default in _LATER.items():
+        kind = _LATER_TYPES.get(column, "VARCHAR")
+        value = f"COALESCE(r.{column}, {default})" if default != "NULL" else f"r.{column}"
+        items.append(f"{value if column in present else f'CAST({default} AS {kind})'} AS {column}")
+    return ", ".join(items)
 
 
 def columns_of(con: duckdb.DuckDBPyConnection, files: list[str]) -> set[str]:
@@ -66,9 +89,7 @@ def columns_of(con: duckdb.DuckDBPyConnection, files: list[str]) -> set[str]:
 
 
 def _usage_sql(con: duckdb.DuckDBPyConnection, files: list[str]) -> str:
-    present = columns_of(con, files)
-    optional = ", ".join(f"r.{c} AS {c}" if c in present else f"CAST(NULL AS VARCHAR) AS {c}" for c in _LATER)
-    return _USAGE.replace("{optional}", optional)
+    return _USAGE.replace("{optional}", _optional(columns_of(con, files)))
 
 
 @dataclass(frozen=True)
@@ -114,7 +135,8 @@ def _naive_utc(moment: datetime | None) -> datetime | None:
 def _price_table(con: duckdb.DuckDBPyConnection, book: PriceBook, models: list[str]) -> dict[str, ModelPrice]:
     con.execute(
         "CREATE OR REPLACE TEMP TABLE prices (model VARCHAR, in_p DOUBLE, cached_p DOUBLE, out_p DOUBLE, "
-        "batch_discount DOUBLE, alt_model VARCHAR, alt_in DOUBLE, alt_cached DOUBLE, alt_out DOUBLE)"
+        "batch_discount DOUBLE, alt_model VARCHAR, alt_in DOUBLE, alt_cached DOUBLE, alt_out DOUBLE, "
+        "write_p DOUBLE, write_1h_p DOUBLE)"
     )
     used: dict[str, ModelPrice] = {}
     rows = []
@@ -136,10 +158,12 @@ def _price_table(con: duckdb.DuckDBPyConnection, book: PriceBook, models: list[s
                 alt.input_per_mtok if alt and cheaper else None,
                 alt.cached_rate if alt and cheaper else None,
                 alt.output_per_mtok if alt and cheaper else None,
+                price.cache_write_rate,
+                price.cache_write_1h_rate,
             )
         )
     if rows:
-        con.executemany("INSERT INTO prices VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        con.executemany("INSERT INTO prices VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
     return used
 
 
@@ -151,19 +175,18 @@ def _cheaper(alt: ModelPrice, price: ModelPrice) -> bool:
     )
 
 
-_VIEW = """
+_VIEW = f"""
 CREATE OR REPLACE TEMP VIEW usage AS
-SELECT r.ts, COALESCE(r.model, d.model) AS model, r.feature, {optional}, r.request_id AS request_ref,
-    COALESCE(r.input_tokens, 0) AS input_tokens, COALESCE(r.output_tokens, 0) AS output_tokens,
-    LEAST(COALESCE(r.cached_input_tokens, 0), COALESCE(r.input_tokens, 0)) AS cached_input_tokens,
-    r.latency_ms, COALESCE(r.is_error, false) AS is_error, r.max_output_tokens, r.cost_usd AS reported_cost,
-    p.in_p, p.cached_p, p.out_p, p.batch_discount,
-    COALESCE(r.cost_usd, ((COALESCE(r.input_tokens, 0) - LEAST(COALESCE(r.cached_input_tokens, 0),
-        COALESCE(r.input_tokens, 0))) * p.in_p + LEAST(COALESCE(r.cached_input_tokens, 0),
-        COALESCE(r.input_tokens, 0)) * p.cached_p + COALESCE(r.output_tokens, 0) * p.out_p) / 1e6) AS cost
-FROM read_parquet({files}, filename = true, union_by_name = true) r
-LEFT JOIN defaults d USING (filename) LEFT JOIN prices p ON p.model = COALESCE(r.model, d.model)
-"""
+SELECT *, COALESCE(reported_cost, {_LIST_COST}) AS cost FROM (
+    SELECT r.ts, COALESCE(r.model, d.model) AS model, r.feature, {{optional}}, r.request_id AS request_ref,
+        COALESCE(r.input_tokens, 0) AS input_tokens, COALESCE(r.output_tokens, 0) AS output_tokens,
+        LEAST(COALESCE(r.cached_input_tokens, 0), COALESCE(r.input_tokens, 0)) AS cached_input_tokens,
+        r.latency_ms, COALESCE(r.is_error, false) AS is_error, r.max_output_tokens,
+        r.cost_usd AS reported_cost, p.in_p, p.cached_p, p.out_p, p.batch_discount, p.write_p, p.write_1h_p
+    FROM read_parquet({{files}}, filename = true, union_by_name = true) r
+    LEFT JOIN defaults d USING (filename) LEFT JOIN prices p ON p.model = COALESCE(r.model, d.model)
+)
+"""  # noqa: S608 - only constant SQL fragments are interpolated
 
 
 def attach(
@@ -187,8 +210,7 @@ def attach(
         {"paths": files},
     ).fetchall()
     prices = _price_table(con, book, [m for (m,) in models if m is not None])
-    present = columns_of(con, files)
-    optional = ", ".join(f"r.{c} AS {c}" if c in present else f"CAST(NULL AS VARCHAR) AS {c}" for c in _LATER)
+    optional = _optional(columns_of(con, files))
     # A view cannot take parameters: the paths are our own files, quoted as SQL literals.
     listed = "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "]"
     con.execute(_VIEW.replace("{optional}", optional).replace("{files}", listed))

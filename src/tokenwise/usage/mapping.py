@@ -2,7 +2,10 @@
 
 A mapping is a dict `field -> source column`. The fields are the schema's columns (see `schema.py`) plus
 a few inputs that are transformed on the way in: `prompt_text` (hashed), `error` (error text: any value
-marks a failure), `end_ts` (end time, for latency when there is no latency column) and `latency_s`.
+marks a failure), `end_ts` (end time, for latency when there is no latency column), `latency_s`,
+`uncached_input_tokens` (input that excludes cache reads and writes, as Anthropic reports it: the stored
+input is its sum with them) and `cache_write_total_tokens` (all cache writes, when the source does not
+split them by lifetime: the 5-minute share is the total less the 1-hour writes).
 
 Header names are compared after normalisation (lower case, spaces, `_` and `-` dropped), so
 `Request tokens`, `request_tokens` and `RequestTokens` are the same name. A named format, recognised by
@@ -12,15 +15,29 @@ a signature of columns, fixes the mapping for its columns; the alias lists fill 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from typing import Any
 
 from tokenwise.errors import InvalidInput
+from tokenwise.usage.formats import FORMATS, RELATIVE_TIME_BASE, Format
 
-# Relative timestamps (seconds from the start of a trace, as in BurstGPT) are placed on this clock:
-# durations, rates and peaks are exact, wall-clock hours and weekdays are not the original ones.
-RELATIVE_TIME_BASE = datetime(2024, 1, 1, tzinfo=UTC)
+__all__ = [  # the formats are defined in formats.py, and still imported from here
+    "ALIASES",
+    "FIELDS",
+    "FORMATS",
+    "GENERIC",
+    "RELATIVE_TIME_BASE",
+    "REQUIRED_FIELDS",
+    "STAND_INS",
+    "Detection",
+    "Format",
+    "apply_override",
+    "detect",
+    "missing",
+    "normalize",
+    "require",
+]
+
 
 # Preferred alias first: when several columns match, the earliest alias wins.
 ALIASES: dict[str, tuple[str, ...]] = {
@@ -36,10 +53,23 @@ ALIASES: dict[str, tuple[str, ...]] = {
                       "usage.output_tokens", "usage.completion_tokens", "num_output_tokens",
                       "n_output_tokens", "output_token_count", "completion_token_count",
                       "candidates_token_count", "tokens_out"),
+    "uncached_input_tokens": ("uncached_input_tokens", "input_tokens_uncached"),
     "cached_input_tokens": ("cached_input_tokens", "cached_tokens", "prompt_tokens_details.cached_tokens",
                             "usage.prompt_tokens_details.cached_tokens", "cache_read_input_tokens",
                             "usage.cache_read_input_tokens", "input_cached_tokens", "cached_prompt_tokens",
-                            "cached_content_token_count"),
+                            "cached_content_token_count", "usage.input_tokens_details.cached_tokens",
+                            "input_tokens_details.cached_tokens", "prompt_cache_read_tokens",
+                            "native_tokens_cached", "cache_read_tokens"),
+    "cache_write_tokens": ("cache_write_tokens", "cache_write_5m_tokens",
+                           "cache_creation.ephemeral_5m_input_tokens",
+                           "usage.cache_creation.ephemeral_5m_input_tokens"),
+    "cache_write_1h_tokens": ("cache_write_1h_tokens", "cache_creation.ephemeral_1h_input_tokens",
+                              "usage.cache_creation.ephemeral_1h_input_tokens"),
+    "cache_write_total_tokens": ("cache_creation_input_tokens", "usage.cache_creation_input_tokens",
+                                 "prompt_cache_write_tokens", "cache_write_input_tokens",
+                                 "usage.prompt_tokens_details.cache_write_tokens",
+                                 "prompt_tokens_details.cache_write_tokens", "cache_creation_tokens"),
+    "batch": ("batch", "is_batch"),
     "latency_ms": ("latency_ms", "duration_ms", "response_time_ms", "response_time", "elapsed_ms",
                    "total_time_ms", "request_duration_ms", "latency", "duration"),
     "latency_s": ("latency_s", "latency_seconds", "duration_s", "duration_seconds", "response_time_s",
@@ -49,18 +79,24 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "error": ("error", "error_message", "error_code", "error_type", "exception"),
     "user_tag": ("user", "user_id", "end_user", "customer_id", "customer", "request_user_id"),
     "feature": ("feature", "metadata.feature", "tag", "tags", "request_tags", "metadata.tags", "route",
-                "endpoint", "use_case", "application", "app"),
-    "team": ("team", "team_id", "team_alias", "metadata.user_api_key_team_alias", "metadata.team"),
-    "project": ("project", "project_id", "project_name", "workspace", "workspace_id", "metadata.project"),
+                "endpoint", "use_case", "application", "app", "request_properties.feature",
+                "request_properties.app", "requestmetadata.feature"),
+    "team": ("team", "team_id", "team_alias", "metadata.user_api_key_team_alias", "metadata.team",
+             "request_properties.team", "requestmetadata.team"),
+    "project": ("project", "project_id", "project_name", "workspace", "workspace_id", "metadata.project",
+                "metadata.project_id", "request_properties.project", "requestmetadata.project"),
     "api_key": ("api_key", "api_key_id", "api_key_name", "api_key_alias", "key_alias", "key_name",
                 "user_api_key_alias", "metadata.user_api_key_alias"),
     "request_id": ("request_id", "id", "call_id", "response_id", "x_request_id"),
     "prompt_hash": ("prompt_hash", "prompt_sha256", "input_hash", "messages_hash"),
     "prompt_text": ("prompt_text", "prompt", "messages", "input", "request_text"),
-    "max_output_tokens": ("max_output_tokens", "max_tokens", "max_completion_tokens", "max_new_tokens"),
+    "max_output_tokens": ("max_output_tokens", "max_tokens", "max_completion_tokens", "max_new_tokens",
+                          "modelparameters.max_tokens"),
 }  # fmt: skip
 FIELDS: tuple[str, ...] = tuple(ALIASES)
 REQUIRED_FIELDS: tuple[str, ...] = ("ts", "input_tokens", "output_tokens")
+# A required field that another one can stand in for: input excluding the cache (plus reads and writes).
+STAND_INS: dict[str, str] = {"input_tokens": "uncached_input_tokens"}
 
 
 def normalize(name: str) -> str:
@@ -68,88 +104,6 @@ def normalize(name: str) -> str:
     return re.sub(r"[\s_\-]+", "", name.strip().lower())
 
 
-@dataclass(frozen=True)
-class Format:
-    """A named source format: recognised when all columns of one signature are present."""
-
-    name: str
-    title: str
-    signatures: tuple[tuple[str, ...], ...]
-    fixed: dict[str, str] = field(default_factory=dict)  # field -> source column (normalised)
-    provider: str | None = None  # the provider of every row, when the format implies one
-    relative_time: bool = False  # `ts` holds seconds from the start of the trace
-    zero_output_is_error: bool = False  # a row with no output tokens is a failed request
-    notes: tuple[str, ...] = ()
-
-    def matches(self, normalized: set[str]) -> bool:
-        return any(all(column in normalized for column in sig) for sig in self.signatures)
-
-
-FORMATS: tuple[Format, ...] = (
-    Format(
-        "azure_llm_inference_2023",
-        "Azure LLM inference trace (2023)",
-        (("timestamp", "contexttokens", "generatedtokens"),),
-        {"ts": "timestamp", "input_tokens": "contexttokens", "output_tokens": "generatedtokens"},
-        provider="azure",
-        notes=(
-            "The trace has no model column: name the model, or the analysis asks for it.",
-            "Azure LLM inference trace 2023, Azure Public Dataset (CC-BY 4.0): Patel et al., "
-            '"Splitwise: Efficient generative LLM inference using phase splitting", ISCA 2024.',
-        ),
-    ),
-    Format(
-        "burstgpt",
-        "BurstGPT trace",
-        (
-            ("timestamp", "requesttokens", "responsetokens", "logtype"),
-            ("timestamp", "requesttokens", "responsetokens", "totaltokens"),
-        ),
-        {
-            "ts": "timestamp",
-            "model": "model",
-            "input_tokens": "requesttokens",
-            "output_tokens": "responsetokens",
-            "feature": "logtype",
-        },
-        provider="azure",
-        relative_time=True,
-        zero_output_is_error=True,
-        notes=(
-            f"Timestamp is seconds from the start of the trace, placed on a clock starting at "
-            f"{RELATIVE_TIME_BASE.isoformat()}: rates and peaks are exact, wall-clock hours are not.",
-            "Rows with 0 response tokens are counted as failed requests (BurstGPT's failure marker).",
-            "`Log Type` (Conversation log / API log) is kept as the feature: it separates the channels.",
-        ),
-    ),
-    Format(
-        "litellm_spend_logs",
-        "LiteLLM spend logs",
-        (("starttime", "spend"), ("starttime", "endtime", "requestid", "model")),
-        {"ts": "starttime", "end_ts": "endtime", "cost_usd": "spend"},
-        notes=("Latency is endTime - startTime when no latency column is present.",),
-    ),
-    Format(
-        "openai_usage_api",
-        "OpenAI Usage API (completions buckets)",
-        (("bucketstart", "timestamp", "inputtokens", "outputtokens", "apikeyid", "projectid"),),
-        {"ts": "timestamp", "api_key": "apikeyid", "project": "projectid"},
-        provider="openai",
-        notes=(
-            "Usage API buckets are aggregates: each bucket's requests are spread evenly over the bucket, "
-            "with equal shares of its tokens: totals and request counts are exact, request sizes averages.",
-        ),
-    ),
-    Format(
-        "openai_usage",
-        "OpenAI-style usage export",
-        (
-            ("model", "prompttokens", "completiontokens"),
-            ("model", "inputtokens", "outputtokens"),
-            ("model", "usage.prompttokens", "usage.completiontokens"),
-        ),
-    ),
-)
 GENERIC = "generic"
 
 
@@ -185,12 +139,13 @@ def detect(columns: list[str] | tuple[str, ...], override: dict[str, str | None]
     mapping: dict[str, str] = {}
     used: set[str] = set()
     if fmt is not None:
-        for name, key in fmt.fixed.items():
-            if key in by_key:
+        for name, keys in fmt.fixed.items():
+            key = next((k for k in ((keys,) if isinstance(keys, str) else keys) if k in by_key), None)
+            if key is not None:
                 mapping[name] = by_key[key]
                 used.add(by_key[key])
     for name, aliases in ALIASES.items():
-        if name in mapping:
+        if name in mapping or (name == "input_tokens" and "uncached_input_tokens" in mapping):
             continue
         for alias in aliases:
             found = by_key.get(normalize(alias))
@@ -227,15 +182,19 @@ def apply_override(
     return merged
 
 
+def missing(mapping: dict[str, str]) -> list[str]:
+    """The required fields that no column (nor a stand-in) feeds."""
+    return [name for name in REQUIRED_FIELDS if name not in mapping and STAND_INS.get(name) not in mapping]
+
+
 def require(detection: Detection) -> None:
     """Raise InvalidInput naming the first required field that no column feeds."""
-    for name in REQUIRED_FIELDS:
-        if name not in detection.mapping:
-            aliases = ", ".join(ALIASES[name][:6])
-            raise InvalidInput(
-                f"missing required column for {name} (looked for {aliases}, ...); columns found: "
-                f"{', '.join(detection.columns) or '(none)'}. Name it with a mapping, e.g. "
-                f'{{"{name}": "<column>"}}',
-                field=name,
-                columns=list(detection.columns),
-            )
+    for name in missing(detection.mapping):
+        aliases = ", ".join(ALIASES[name][:6])
+        raise InvalidInput(
+            f"missing required column for {name} (looked for {aliases}, ...); columns found: "
+            f"{', '.join(detection.columns) or '(none)'}. Name it with a mapping, e.g. "
+            f'{{"{name}": "<column>"}}',
+            field=name,
+            columns=list(detection.columns),
+        )

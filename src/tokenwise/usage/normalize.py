@@ -15,7 +15,11 @@ from tokenwise.usage import schema
 from tokenwise.usage.mapping import RELATIVE_TIME_BASE, Detection
 from tokenwise.usage.sources import Source, quote_literal
 
-INTEGER_FIELDS = ("input_tokens", "output_tokens", "cached_input_tokens", "max_output_tokens")
+INTEGER_FIELDS = ("input_tokens", "output_tokens", "cached_input_tokens", "max_output_tokens",
+                  "uncached_input_tokens", "cache_write_tokens", "cache_write_1h_tokens",
+                  "cache_write_total_tokens")  # fmt: skip
+_TOKEN_FIELDS = tuple(f for f in INTEGER_FIELDS if f != "max_output_tokens")
+_TRUE_WORDS = ("true", "t", "yes", "y", "1", "1.0", "batch")
 NUMBER_FIELDS = ("latency_ms", "latency_s", "cost_usd")
 TIME_FIELDS = ("ts", "end_ts")
 EXPECTED = {
@@ -84,7 +88,13 @@ class Plan:
         items = ["rowid AS __row"] if row_id else []
         for field, column in self.mapping.items():
             items.append(f"NULLIF(trim({self.source.columns[column]}), '') AS f_{field}")
-        return f"SELECT {', '.join(items) or '1 AS __empty'} FROM {relation or self.source.relation}"  # noqa: S608
+        select = f"SELECT {', '.join(items) or '1 AS __empty'} FROM {relation or self.source.relation}"  # noqa: S608
+        fmt = self.detection.format
+        counts = [self.source.columns[c] for f, c in self.mapping.items() if f in _TOKEN_FIELDS]
+        if fmt is not None and fmt.usage_rows_only and counts:
+            # spans and events of a trace carry no usage: they are not model requests
+            select += " WHERE " + " OR ".join(f"NULLIF(trim({expr}), '') IS NOT NULL" for expr in counts)
+        return select
 
     def parsed(self, relation: str | None = None, *, row_id: bool = False) -> str:
         """`raw` plus the parsed numbers (`n_<field>`) and text timestamps (`t_<field>`)."""
@@ -98,8 +108,10 @@ class Plan:
 
     def _checks(self) -> list[Check]:
         checks: list[Check] = []
+        given_input = "input_tokens" if "input_tokens" in self.mapping else "uncached_input_tokens"
+        required = {"ts", "output_tokens", given_input}
         for field, column in self.mapping.items():
-            missing = f"f_{field} IS NULL OR " if field in ("ts", "input_tokens", "output_tokens") else ""
+            missing = f"f_{field} IS NULL OR " if field in required else ""
             present = f"f_{field} IS NOT NULL AND "
             if field in TIME_FIELDS:
                 bad = f"(n_{field} IS NULL AND t_{field} IS NULL) OR NOT isfinite(n_{field})"
@@ -119,11 +131,15 @@ class Plan:
         exprs = {column.name: "NULL" for column in schema.COLUMNS}
         m, fmt = self.mapping, self.detection.format
         exprs["ts"] = self._time("ts", scale)
-        exprs["input_tokens"] = "CAST(n_input_tokens AS BIGINT)"
         exprs["output_tokens"] = "CAST(n_output_tokens AS BIGINT)"
-        for field in ("cached_input_tokens", "max_output_tokens"):
+        for field in ("cached_input_tokens", "max_output_tokens", "cache_write_1h_tokens"):
             if field in m:
                 exprs[field] = f"CAST(n_{field} AS BIGINT)"
+        exprs["cache_write_tokens"] = self._cache_writes()
+        exprs["input_tokens"] = self._input()
+        if "batch" in m:
+            words = ", ".join(quote_literal(word) for word in _TRUE_WORDS)
+            exprs["batch"] = f"CASE WHEN f_batch IS NULL THEN NULL ELSE lower(f_batch) IN ({words}) END"
         for field in (
             "model",
             "provider",
@@ -142,7 +158,7 @@ class Plan:
         if fmt is not None and fmt.provider:
             exprs["provider"] = _coalesce(exprs["provider"], quote_literal(fmt.provider))
         if "cost_usd" in m:
-            exprs["cost_usd"] = "n_cost_usd"
+            exprs["cost_usd"] = self._cost()
         exprs["latency_ms"] = self._latency(scale)
         exprs["status"], exprs["is_error"] = self._status()
         if "prompt_text" in m:
@@ -152,6 +168,39 @@ class Plan:
                 exprs["prompt_text"] = "f_prompt_text"
         items = ", ".join(f"CAST({exprs[c.name]} AS {c.duckdb_type}) AS {c.name}" for c in schema.COLUMNS)
         return f"SELECT {items} FROM ({self.parsed(relation)})"  # noqa: S608
+
+    def _input(self) -> str:
+        """All input tokens: as given, or the uncached input plus cache reads and writes."""
+        if "input_tokens" in self.mapping or "uncached_input_tokens" not in self.mapping:
+            return "CAST(n_input_tokens AS BIGINT)"
+        parts = ["n_uncached_input_tokens"]
+        parts += [
+            f"COALESCE(n_{f}, 0)"
+            for f in ("cached_input_tokens", "cache_write_1h_tokens")
+            if f in self.mapping
+        ]
+        writes = self._cache_writes()
+        if writes != "NULL":
+            parts.append(f"COALESCE({writes}, 0)")
+        return f"CAST({' + '.join(parts)} AS BIGINT)"
+
+    def _cache_writes(self) -> str:
+        """5-minute (or unspecified) cache writes: given, or all writes less the 1-hour ones."""
+        m = self.mapping
+        total = None
+        if "cache_write_total_tokens" in m:
+            one_hour = "COALESCE(n_cache_write_1h_tokens, 0)" if "cache_write_1h_tokens" in m else "0"
+            total = f"GREATEST(n_cache_write_total_tokens - {one_hour}, 0)"
+        given = "n_cache_write_tokens" if "cache_write_tokens" in m else None
+        exprs = [e for e in (given, total) if e is not None]
+        return f"CAST({_coalesce(*exprs)} AS BIGINT)" if exprs else "NULL"
+
+    def _cost(self) -> str:
+        fmt, column = self.detection.format, self.mapping["cost_usd"]
+        if fmt is not None and fmt.cost_may_be_nano and column.lower() == "cost":
+            # Helicone's ClickHouse stores integer USD x 1e9: no single request costs $1,000
+            return "n_cost_usd / CASE WHEN max(n_cost_usd) OVER () >= 1000 THEN 1e9 ELSE 1 END"
+        return "n_cost_usd"
 
     def _time(self, field: str, scale: TimeScale) -> str:
         numeric = f"make_timestamp({scale.offset_us} + CAST(round(n_{field} * {scale.factor!r}) AS BIGINT))"

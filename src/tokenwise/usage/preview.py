@@ -9,7 +9,7 @@ from typing import Any
 from tokenwise.errors import InvalidInput
 from tokenwise.usage import schema
 from tokenwise.usage.ingest import connect, inspect, position_of, validate
-from tokenwise.usage.mapping import REQUIRED_FIELDS
+from tokenwise.usage.mapping import missing as mapping_missing
 from tokenwise.usage.normalize import Options, Plan, time_scale
 
 PREVIEW_ROWS = 10
@@ -30,7 +30,7 @@ def preview_file(
         texts = ", ".join(f"{expr} AS c{i}" for i, expr in enumerate(source.columns.values()))
         raw = con.execute(f"SELECT {texts} FROM sample").fetchall() if texts else []  # noqa: S608
         rows = [dict(zip(source.names, values, strict=True)) for values in raw]
-        missing = [name for name in REQUIRED_FIELDS if name not in detection.mapping]
+        missing = mapping_missing(detection.mapping)
         normalized: list[dict[str, Any]] | None = None
         problem: str | None = None
         if not missing:

@@ -21,6 +21,10 @@ from tokenwise.errors import InvalidInput
 _PREFIX = re.compile(
     r"^(openai|anthropic|azure|azure_ai|bedrock|vertex_ai|google|gemini|models|together_ai|groq|mistral|deepseek)[/.]"
 )
+# Bedrock names a model by ARN (`arn:aws:bedrock:us-east-1::foundation-model/anthropic.claude-...`) or by a
+# cross-region inference profile (`us.anthropic.claude-...`): both price as the model they name.
+_ARN = re.compile(r"^arn:aws[\w-]*:bedrock:[^:]*:[^:]*:(foundation-model|inference-profile)/")
+_REGION = re.compile(r"^(us|eu|apac|au|ca|jp|us-gov|global)\.(?=[a-z]+\.)")
 _SUFFIX = re.compile(r"(-\d{4}-\d{2}-\d{2}|-\d{8}|-\d{4}|-latest|-v\d+(:\d+)?|@\d+|:\d+)$")  # fmt: skip
 
 
@@ -41,7 +45,7 @@ class PriceList:
 
     def resolve(self, model: str) -> str | None:
         """The table's name for `model`, or None when the table does not know it."""
-        name = model.strip().lower()
+        name = _REGION.sub("", _ARN.sub("", model.strip().lower()))
         for candidate in (name, _PREFIX.sub("", name)):
             while True:
                 if candidate in self.models:
@@ -72,15 +76,21 @@ class PriceList:
         cached_input_tokens: int = 0,
         *,
         batch: bool = False,
+        cache_write_tokens: int = 0,
+        cache_write_1h_tokens: int = 0,
     ) -> float | None:
-        """The list cost in $ of one request (cached tokens count in `input_tokens`); None: unknown model."""
+        """The list cost in $ of one request (cache reads and writes count in `input_tokens`); None:
+        unknown model."""
         price = self.price(model)
         if price is None:
             return None
         cached = min(cached_input_tokens, input_tokens)
+        uncached = max(input_tokens - cached - cache_write_tokens - cache_write_1h_tokens, 0)
         dollars = (
-            (input_tokens - cached) * price.input_per_mtok
+            uncached * price.input_per_mtok
             + cached * price.cached_rate
+            + cache_write_tokens * price.cache_write_rate
+            + cache_write_1h_tokens * price.cache_write_1h_rate
             + output_tokens * price.output_per_mtok
         ) / 1e6
         return dollars * (1 - price.batch_discount) if batch else dollars
@@ -98,6 +108,8 @@ def _model_price(name: str, entry: dict[str, Any], as_of: str) -> ModelPrice:
             output_per_mtok=float(entry["output"]),
             cached_input_per_mtok=None if entry.get("cached_input") is None else float(entry["cached_input"]),
             batch_discount=float(entry.get("batch_discount") or 0.0),
+            cache_write_per_mtok=_optional_price(entry.get("cache_write")),
+            cache_write_1h_per_mtok=_optional_price(entry.get("cache_write_1h")),
             provider=entry.get("provider"),
             cheaper_tier=entry.get("cheaper_tier"),
             as_of=str(entry.get("as_of") or as_of),
@@ -107,6 +119,10 @@ def _model_price(name: str, entry: dict[str, Any], as_of: str) -> ModelPrice:
         raise InvalidInput(
             f"price of {name}: needs numeric 'input' and 'output' ($ per 1M tokens)", field=f"models.{name}"
         ) from exc
+
+
+def _optional_price(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 @lru_cache(maxsize=1)

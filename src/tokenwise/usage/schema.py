@@ -22,7 +22,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("ts", "TIMESTAMP", True, "request time, UTC"),
     Column("model", "VARCHAR", False, "model name (the dataset's model when the source has none)"),
     Column("provider", "VARCHAR", False, "provider or gateway (openai, anthropic, azure, ...)"),
-    Column("input_tokens", "BIGINT", True, "prompt / context tokens, cached ones included"),
+    Column("input_tokens", "BIGINT", True, "prompt / context tokens, cache reads and cache writes included"),
     Column("output_tokens", "BIGINT", True, "completion / generated tokens"),
     Column("cached_input_tokens", "BIGINT", False, "input tokens served from the provider's prompt cache"),
     Column("latency_ms", "DOUBLE", False, "end-to-end request latency in milliseconds"),
@@ -41,6 +41,11 @@ COLUMNS: tuple[Column, ...] = (
     Column("team", "VARCHAR", False, "team (or team id) that owns the request"),
     Column("project", "VARCHAR", False, "project or workspace the request belongs to"),
     Column("api_key", "VARCHAR", False, "API key id or name the request was made with"),
+    # Part of input_tokens, like cached_input_tokens: tokens written to the prompt cache, priced at the
+    # provider's cache-write rate (5-minute or unspecified lifetime, and 1-hour lifetime).
+    Column("cache_write_tokens", "BIGINT", False, "input tokens written to the prompt cache (5-minute)"),
+    Column("cache_write_1h_tokens", "BIGINT", False, "input tokens written to the 1-hour prompt cache"),
+    Column("batch", "BOOLEAN", False, "billed at the provider's batch rate (batch API, batch tier)"),
 )
 NAMES: tuple[str, ...] = tuple(column.name for column in COLUMNS)
 REQUIRED: tuple[str, ...] = tuple(column.name for column in COLUMNS if column.required)

@@ -123,54 +123,50 @@ def _csv(path: Path) -> Source:
 def _json(con: duckdb.DuckDBPyConnection, path: Path, kind: str) -> Source:
     fmt = "newline_delimited" if kind == "jsonl" else "auto"
     relation = f"read_json_objects({quote_literal(str(path))}, format = {quote_literal(fmt)})"
-    row = con.execute(f"SELECT json_group_structure(json) FROM {relation}").fetchone()  # noqa: S608
-    structure = json.loads(row[0]) if row and row[0] else {}
+    structure = _structure(con, relation)
     if not isinstance(structure, dict):
         raise InvalidInput("the JSON holds no objects: expected one usage record per line", field="file")
-    if kind == "json" and _is_bucket_page(structure):
-        return _buckets(path, relation)
+    from tokenwise.usage import otlp_files, reports  # they import this module
+
+    if otlp_files.is_otlp(structure):
+        table, names = otlp_files.load(con, path, kind)
+        return Source("json", path, table, {name: quote_ident(name) for name in names}, "row")
+    if (page := reports.open_page(relation, structure)) is not None:
+        expanded, names = page
+        return Source("json", path, expanded, {name: quote_ident(name) for name in names}, "row")
+    if (records := _unwrapped(relation, structure)) is not None:
+        # an API response page (`{"data": [records], "meta": ...}` or `{"data": {record}}`): its records
+        relation, kind = records, "json"
+        structure = _structure(con, relation)
+        if not isinstance(structure, dict):
+            raise InvalidInput("the JSON's `data` holds no objects: expected usage records", field="file")
     paths = _leaf_paths(structure)
     columns = {".".join(p): f"json_extract_string(json, {quote_literal(_json_path(p))})" for p in paths}
     return Source(kind, path, relation, columns, "line" if kind == "jsonl" else "row")
 
 
-def _is_bucket_page(structure: dict[str, Any]) -> bool:
+def _structure(con: duckdb.DuckDBPyConnection, relation: str) -> Any:
+    row = con.execute(f"SELECT json_group_structure(json) FROM {relation}").fetchone()  # noqa: S608
+    return json.loads(row[0]) if row and row[0] else {}
+
+
+# Keys of an API response page beside its `data`: pagination, never usage.
+_PAGE_KEYS = {"data", "meta", "object", "has_more", "next_page", "first_id", "last_id", "cursor", "page",
+              "limit", "total", "pagination"}  # fmt: skip
+
+
+def _unwrapped(relation: str, structure: dict[str, Any]) -> str | None:
     data = structure.get("data")
-    return isinstance(data, list) and bool(data) and isinstance(data[0], dict) and "results" in data[0]
-
-
-BUCKET_COLUMNS = ("timestamp", "bucket_start", "model", "input_tokens", "output_tokens",
-                  "cached_input_tokens", "user_id", "api_key_id", "project_id", "batch")  # fmt: skip
-
-
-def _buckets(path: Path, relation: str) -> Source:
-    """An OpenAI Usage API page (`data[].results[]`): each bucket result expanded to its requests."""
-    fields = (
-        "TRY_CAST(b->>'start_time' AS DOUBLE) AS st, TRY_CAST(b->>'end_time' AS DOUBLE) AS et, "
-        "r->>'model' AS model, TRY_CAST(r->>'input_tokens' AS BIGINT) AS inp, "
-        "TRY_CAST(r->>'output_tokens' AS BIGINT) AS outp, "
-        "TRY_CAST(r->>'input_cached_tokens' AS BIGINT) AS cached, "
-        "GREATEST(COALESCE(TRY_CAST(r->>'num_model_requests' AS BIGINT), 1), 1) AS n, "
-        "r->>'user_id' AS user_id, r->>'api_key_id' AS api_key_id, r->>'project_id' AS project_id, "
-        "r->>'batch' AS batch"
-    )
-    unnested = (
-        f"{relation} t, unnest(CAST(json_extract(t.json, '$.data') AS JSON[])) AS u(b), "
-        "unnest(CAST(json_extract(b, '$.results') AS JSON[])) AS v(r)"
-    )
-    results = f"SELECT {fields} FROM {unnested}"  # noqa: S608
-
-    def share(total: str) -> str:  # the i-th of n requests gets an equal share, the remainder to the first
-        return f"CAST({total} // n + CAST(i < {total} % n AS INTEGER) AS VARCHAR)"
-
-    expanded = (
-        "(SELECT CAST(to_timestamp(st + (et - st) * i / n) AS VARCHAR) AS timestamp, "  # noqa: S608
-        "CAST(to_timestamp(st) AS VARCHAR) AS bucket_start, model, "
-        f"{share('inp')} AS input_tokens, {share('outp')} AS output_tokens, "
-        f"{share('cached')} AS cached_input_tokens, user_id, api_key_id, project_id, batch "
-        f"FROM (SELECT *, unnest(range(n)) AS i FROM ({results})))"
-    )
-    return Source("json", path, expanded, {name: quote_ident(name) for name in BUCKET_COLUMNS}, "row")
+    if not set(structure) <= _PAGE_KEYS:
+        return None
+    if isinstance(data, list) and data and isinstance(data[0], dict):
+        return (
+            f"(SELECT u.r AS json FROM {relation} t, "  # noqa: S608
+            "unnest(CAST(json_extract(t.json, '$.data') AS JSON[])) AS u(r))"
+        )
+    if isinstance(data, dict) and data:
+        return f"(SELECT json_extract(t.json, '$.data') AS json FROM {relation} t)"  # noqa: S608
+    return None
 
 
 def _parquet(con: duckdb.DuckDBPyConnection, path: Path) -> Source:
@@ -212,7 +208,7 @@ def _jsonl_error(path: Path) -> InvalidInput | None:
 def _leaf_paths(structure: dict[str, Any], prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
     paths: list[tuple[str, ...]] = []
     for key, value in structure.items():
-        if isinstance(value, dict) and value and len(prefix) < 3:
+        if isinstance(value, dict) and value and len(prefix) < 4:
             paths.extend(_leaf_paths(value, (*prefix, key)))
         else:
             paths.append((*prefix, key))
@@ -239,6 +235,8 @@ def read_error(exc: duckdb.Error, kind: str) -> InvalidInput:
         what = "expected UTF-8 text (save the file as UTF-8)"
     elif "unterminated quote" in text:
         what = "a quoted value is never closed"
+    elif "maximum recursion depth" in text:
+        what = "expected JSON nested at most 128 levels deep"
     elif "Malformed JSON" in text or "malformed" in text.lower():
         reason = text.rsplit(":", 1)[-1].strip() or "malformed JSON"
         what = f"expected a JSON object ({reason})"
