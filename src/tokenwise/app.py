@@ -18,6 +18,9 @@ from tokenwise.web import (
     errors,
     frontend,
     health,
+    key_routes,
+    otlp_routes,
+    price_routes,
     report_routes,
     sse,
 )
@@ -46,6 +49,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.serves_api:
         app.include_router(api_routes.router)
         app.include_router(dataset_routes.router)
+        app.include_router(key_routes.router)
+        app.include_router(otlp_routes.router)
+        app.include_router(price_routes.router)
         app.include_router(report_routes.router)
         app.include_router(diagnostics.router)
         app.include_router(sse.router)

@@ -8,6 +8,8 @@
     ├── NotFound                        not_found        404    error frame, stays open
     ├── Conflict                        conflict         409    error frame, stays open
     ├── InvalidInput                    invalid_input    422    error frame (invalid_message), stays open
+    │   ├── MalformedBody               malformed_body   400    (HTTP only: an OTLP body that does not parse)
+    │   └── UnsupportedMediaType        unsupported_media_type 415 (HTTP only: content type or encoding)
     ├── TooLarge                        too_large        413    (HTTP only: an upload over its limit)
     ├── RateLimited                     rate_limited     429    error frame, stays open
     ├── TooManyConnections              too_many_connections 429 close 4429
@@ -79,6 +81,20 @@ class InvalidInput(TokenwiseError):
     def __init__(self, message: str, *, field: str | None = None, **details: Any) -> None:
         super().__init__(message, field=field, **details)
         self.field = field
+
+
+class MalformedBody(InvalidInput):
+    """A request body that cannot be decoded at all (OTLP asks for 400, not 422, so it is not retried)."""
+
+    code = "malformed_body"
+    http_status = 400
+
+
+class UnsupportedMediaType(InvalidInput):
+    """A Content-Type or Content-Encoding the endpoint does not read."""
+
+    code = "unsupported_media_type"
+    http_status = 415
 
 
 class TooLarge(TokenwiseError):

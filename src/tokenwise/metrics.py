@@ -43,6 +43,12 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
+        self._otlp_spans = Counter(
+            "tokenwise_otlp_spans",
+            "Spans received over OTLP, by outcome: stored (GenAI usage), ignored (not GenAI), rejected.",
+            ["outcome"],
+            registry=r,
+        )
         self.active_connections = 0
         self.total_connections = 0
         self.messages_processed = 0
@@ -82,6 +88,11 @@ class Metrics:
         else:
             self.auth_failures[reason] += 1
         self._auth.labels("success" if ok else "failure", reason).inc()
+
+    def otlp_spans(self, stored: int, ignored: int, rejected: int) -> None:
+        for outcome, count in (("stored", stored), ("ignored", ignored), ("rejected", rejected)):
+            if count:
+                self._otlp_spans.labels(outcome).inc(count)
 
     def run_finished(self, seconds: float) -> None:
         self._run_duration.observe(seconds)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import signal
 import socket
 from typing import Any
@@ -53,6 +54,25 @@ class _DenialIsNotAnError(logging.Filter):
         return record.getMessage() != "ASGI callable returned without completing handshake."
 
 
+class _RedactApiKeys(logging.Filter):
+    """API keys never reach a log line, even when a client puts one in a URL (which is refused with 401,
+    but uvicorn logs the request line first)."""
+
+    _KEY = re.compile(r"tw_[A-Za-z0-9_\-]{8,}")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                self._KEY.sub("tw_[redacted]", arg) if isinstance(arg, str) else arg for arg in record.args
+            )
+        if isinstance(record.msg, str):
+            record.msg = self._KEY.sub("tw_[redacted]", record.msg)
+        return True
+
+
+_REDACT_API_KEYS = _RedactApiKeys()
+
+
 def make_server(
     app: FastAPI, settings: Settings, *, log_level: str = "info", **uvicorn_options: Any
 ) -> Server:
@@ -77,4 +97,6 @@ def make_server(
         **uvicorn_options,
     )
     logging.getLogger("uvicorn.error").addFilter(_DenialIsNotAnError())
+    for name in ("uvicorn.access", "uvicorn.error"):
+        logging.getLogger(name).addFilter(_REDACT_API_KEYS)  # the same filter once, however many servers
     return Server(config, app.state.services)

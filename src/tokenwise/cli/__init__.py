@@ -103,6 +103,7 @@ def user_create(
 
 
 def main() -> None:
-    from tokenwise.cli import ask, chat, doctor, ingest, loadtest  # noqa: F401 - register their commands
+    # Importing them registers their commands.
+    from tokenwise.cli import ask, chat, datasets, doctor, ingest, loadtest, prices  # noqa: F401
 
     app()

@@ -10,6 +10,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -142,9 +143,12 @@ class DatasetRow(Base):
     """One imported usage file (or a user's event stream): its normalized Parquet file(s) and how it was read.
 
     `path` is relative to the data directory: a `.parquet` file, or a directory of part files (the stream).
+    `content_hash` is the SHA-256 of the file as uploaded: one user cannot import the same file twice
+    (NULL for the stream, and for datasets imported before it was kept).
     """
 
     __tablename__ = "datasets"
+    __table_args__ = (Index("ux_datasets_user_content_hash", "user_id", "content_hash", unique=True),)
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
@@ -161,3 +165,38 @@ class DatasetRow(Base):
     bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     path: Mapped[str] = mapped_column(String(1000))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    content_hash: Mapped[str | None] = mapped_column(String(64))
+
+
+class PriceOverrideRow(Base):
+    """A user's own price of one model, over the server's price book ($ per 1M tokens, like prices.json)."""
+
+    __tablename__ = "price_overrides"
+
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    model: Mapped[str] = mapped_column(String(100), primary_key=True)  # lower case, as the book keys it
+    input: Mapped[float] = mapped_column(Float)
+    cached_input: Mapped[float | None] = mapped_column(Float)
+    output: Mapped[float] = mapped_column(Float)
+    batch_discount: Mapped[float | None] = mapped_column(Float)
+    # Fields of the book's model entries beyond the four above (cache-write prices), by their JSON name.
+    extra: Mapped[dict[str, Any] | None]
+    provider: Mapped[str | None] = mapped_column(String(50))
+    source: Mapped[str | None] = mapped_column(String(500))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ApiKeyRow(Base):
+    """A machine's API key: only the SHA-256 of the secret is kept; `revoked_at` ends it for good."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    prefix: Mapped[str] = mapped_column(String(16))  # the secret's first characters, to tell keys apart
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    scopes: Mapped[list[str]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]

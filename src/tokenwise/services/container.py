@@ -19,9 +19,11 @@ from tokenwise.security.keys import KeyRing
 from tokenwise.security.keysource import KeySource, LocalKeySource, RemoteKeySource
 from tokenwise.security.tokens import TokenIssuer, TokenVerifier
 from tokenwise.services.accounts import Accounts
+from tokenwise.services.api_keys import ApiKeys
 from tokenwise.services.chat import Chat
 from tokenwise.services.connections import ConnectionRegistry
 from tokenwise.services.event_log import EventLog
+from tokenwise.services.price_overrides import PriceOverrides
 from tokenwise.services.runs import Pipeline, Runs
 from tokenwise.services.tickets import Tickets
 from tokenwise.usage.datasets import Datasets
@@ -46,6 +48,8 @@ class Services:
     connections: ConnectionRegistry
     datasets: Datasets
     prices: PriceList
+    price_overrides: PriceOverrides
+    api_keys: ApiKeys
     keyring: KeyRing | None = None
     issuer: TokenIssuer | None = None
     accounts: Accounts | None = None
@@ -87,12 +91,14 @@ class Services:
         chat = Chat(db)
 
         prices = load_prices(settings.prices_file)
+        price_overrides = PriceOverrides(db, prices)
         datasets = Datasets(
             db,
             settings.data_dir,
             max_upload_bytes=settings.max_upload_bytes,
             max_event_batch=settings.max_event_batch,
             prices=prices,
+            prices_for=price_overrides.book_for,
         )
 
         def usage_for(user_id: str) -> UsageSource:
@@ -128,6 +134,8 @@ class Services:
             connections=ConnectionRegistry(settings.max_connections_per_user),
             datasets=datasets,
             prices=prices,
+            price_overrides=price_overrides,
+            api_keys=ApiKeys(db),
             keyring=keyring,
             issuer=issuer,
             accounts=accounts,

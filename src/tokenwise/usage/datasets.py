@@ -18,24 +18,28 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
+import hashlib
 import json
 import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from tokenwise.analysis.sql import Engine
 from tokenwise.db.database import Database
 from tokenwise.db.tables import DatasetRow
-from tokenwise.errors import InvalidInput, NotFound, TooLarge
+from tokenwise.errors import Conflict, InvalidInput, NotFound, TooLarge
 from tokenwise.usage import ingest as ingest_mod
 from tokenwise.usage.normalize import Options
+from tokenwise.usage.overlap import Known, keys_path
 from tokenwise.usage.preview import preview_file
 from tokenwise.usage.prices import PriceList, load_prices
 
@@ -66,6 +70,8 @@ def dataset_json(row: DatasetRow) -> dict[str, Any]:
         "notes": details.get("notes", []),
         "columns": details.get("columns", []),
         "timestamps": details.get("timestamps"),
+        "content_hash": row.content_hash,
+        "skipped_rows": details.get("skipped_rows", {"request_id": 0, "bucket": 0, "total": 0}),
     }
 
 
@@ -80,9 +86,11 @@ class Datasets:
         max_upload_bytes: int,
         max_event_batch: int,
         prices: PriceList | None = None,
+        prices_for: Callable[[str], Awaitable[PriceList]] | None = None,
     ) -> None:
         self.db = db
         self.prices = prices if prices is not None else load_prices()
+        self.prices_for = prices_for  # a user's own book (their price overrides); None: `prices` for all
         # One DuckDB database for every user's questions (each query takes its own cursor).
         self.engine = Engine()
         self.data_dir = data_dir.resolve()
@@ -92,6 +100,8 @@ class Datasets:
         self.max_event_batch = max_event_batch
         self._slots = asyncio.Semaphore(_IMPORT_SLOTS)
         self._stream_locks: dict[str, asyncio.Lock] = {}
+        # One import at a time per user: each sees what the previous one stored (content hash, overlaps).
+        self._import_locks: dict[str, asyncio.Lock] = {}
 
     def check_size(self, size: int) -> None:
         """Raise TooLarge when `size` bytes exceed the upload limit."""
@@ -112,27 +122,30 @@ class Datasets:
     async def get(self, user_id: str, dataset_id: str) -> DatasetRow:
         """The user's dataset; NotFound when it does not exist or belongs to someone else."""
         async with self.db.session() as session:
-            row = await session.get(DatasetRow, dataset_id)
-        if row is None or row.user_id != user_id:
-            raise NotFound(f"no dataset {dataset_id}")
-        return row
+            return await _owned(session, user_id, dataset_id)
 
     async def delete(self, user_id: str, dataset_id: str) -> None:
         """Delete the dataset's row and its file(s)."""
         async with self.db.session() as session:
-            row = await session.get(DatasetRow, dataset_id)
-            if row is None or row.user_id != user_id:
-                raise NotFound(f"no dataset {dataset_id}")
+            row = await _owned(session, user_id, dataset_id)
             await session.delete(row)
-        self._remove(self.data_dir / row.path)
+        target = self.data_dir / row.path
+        self._remove(target)
+        if target.suffix == ".parquet":
+            self._remove(keys_path(target))
 
     async def set_model(self, user_id: str, dataset_id: str, model: str | None) -> DatasetRow:
         """Name (or clear) the model the analysis applies to the dataset's rows that have none."""
         async with self.db.session() as session:
-            row = await session.get(DatasetRow, dataset_id)
-            if row is None or row.user_id != user_id:
-                raise NotFound(f"no dataset {dataset_id}")
+            row = await _owned(session, user_id, dataset_id)
             row.model = model
+        return row
+
+    async def rename(self, user_id: str, dataset_id: str, name: str) -> DatasetRow:
+        """Give the dataset a new name (names need not be unique; the id is)."""
+        async with self.db.session() as session:
+            row = await _owned(session, user_id, dataset_id)
+            row.name = name
         return row
 
     async def preview(
@@ -152,13 +165,43 @@ class Datasets:
         mapping: dict[str, str | None] | None = None,
         keep_prompt_text: bool = False,
         name: str | None = None,
+        content_hash: str | None = None,
     ) -> DatasetRow:
-        """Validate and store the file at `path` as a new dataset of `user_id`; all or nothing."""
+        """Validate and store the file at `path` as a new dataset of `user_id`; all or nothing.
+
+        `content_hash` is the SHA-256 (hex) of the bytes as uploaded, computed here when not given. The
+        same file twice is refused (Conflict naming the dataset that has it); rows another dataset of the
+        user already holds are not stored again (see `usage.overlap`)."""
         self.check_size(await asyncio.to_thread(os.path.getsize, path))
         model = model.strip() if model and model.strip() else None
+        digest = content_hash if content_hash else await asyncio.to_thread(sha256_of, path)
+        async with self._import_locks.setdefault(user_id, asyncio.Lock()):
+            others = await self.list(user_id)
+            if same := next((row for row in others if row.content_hash == digest), None):
+                raise _already_uploaded(same)
+            return await self._import(
+                user_id, path, filename, model, mapping, keep_prompt_text, name, digest, others
+            )
+
+    async def _import(
+        self,
+        user_id: str,
+        path: Path,
+        filename: str | None,
+        model: str | None,
+        mapping: dict[str, str | None] | None,
+        keep_prompt_text: bool,
+        name: str | None,
+        digest: str,
+        others: builtins.list[DatasetRow],
+    ) -> DatasetRow:
         dataset_id = str(uuid.uuid4())
         relative = Path("datasets") / user_id / f"{dataset_id}.parquet"
         options = Options(default_model=model, keep_prompt_text=keep_prompt_text)
+        known = Known(
+            files=tuple(file for row in others for file in self.files_of(row)),
+            bucket_files=tuple(keys_path(self.data_dir / row.path) for row in others),
+        )
         async with self._slots:
             result = await asyncio.to_thread(
                 ingest_mod.ingest,
@@ -168,8 +211,17 @@ class Datasets:
                 options=options,
                 override=mapping,
                 work_dir=self.work_dir,
+                known=known,
             )
         description = result.describe()
+        notes = list(description["notes"])
+        if note := ingest_mod.skipped_note(result.skipped):
+            notes.append(note)
+        skipped = result.skipped
+        details = {k: description[k] for k in ("columns", "timestamps", "format_title")}
+        details["notes"] = notes
+        details["skipped_rows"] = {"request_id": skipped.request_id, "bucket": skipped.bucket,
+                                   "total": skipped.total}  # fmt: skip
         row = DatasetRow(
             id=dataset_id,
             user_id=user_id,
@@ -178,22 +230,35 @@ class Datasets:
             detected_format=result.detection.format_name,
             row_count=result.row_count,
             mapping=result.detection.mapping,
-            details={k: description[k] for k in ("notes", "columns", "timestamps", "format_title")},
+            details=details,
             model=model,
             keep_prompt_text=keep_prompt_text,
             period_start=result.period_start,
             period_end=result.period_end,
             bytes=result.bytes,
             path=relative.as_posix(),
+            content_hash=digest,
         )
-        return await self._insert(row, self.data_dir / relative)
+        written = self.data_dir / relative
+        try:
+            return await self._insert(row, written, keys_path(written))
+        except IntegrityError as exc:
+            # Another server process imported the same file meanwhile: the unique index refused this one.
+            async with self.db.session() as session:
+                same = await session.scalar(
+                    select(DatasetRow).where(DatasetRow.user_id == user_id, DatasetRow.content_hash == digest)
+                )
+            if same is None:
+                raise
+            raise _already_uploaded(same) from exc
 
-    async def _insert(self, row: DatasetRow, written: Path) -> DatasetRow:
+    async def _insert(self, row: DatasetRow, *written: Path) -> DatasetRow:
         try:
             async with self.db.session() as session:
                 session.add(row)
         except BaseException:
-            _discard(written)
+            for path in written:
+                _discard(path)
             raise
         return row
 
@@ -304,6 +369,33 @@ def _ingest_records(
         temp.unlink(missing_ok=True)
 
 
+async def _owned(session: AsyncSession, user_id: str, dataset_id: str) -> DatasetRow:
+    """The user's dataset in `session`; NotFound (naming the field) for any other id."""
+    row = await session.get(DatasetRow, dataset_id)
+    if row is None or row.user_id != user_id:
+        raise NotFound(f"no dataset {dataset_id}", field="dataset_id", dataset_id=dataset_id)
+    return row
+
+
+def _already_uploaded(row: DatasetRow) -> Conflict:
+    return Conflict(
+        f"this file was already uploaded: it is dataset '{row.name}' ({row.id}); delete that dataset "
+        "to import the file again",
+        field="file",
+        dataset_id=row.id,
+        dataset_name=row.name,
+    )
+
+
+def sha256_of(path: Path) -> str:
+    """The SHA-256 (hex) of the file's bytes."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def _discard(path: Path) -> None:
     with contextlib.suppress(FileNotFoundError):
         os.remove(path)
@@ -333,13 +425,18 @@ class DatasetUsage:
 
     def __init__(self, datasets: Datasets, user_id: str) -> None:
         self._datasets, self.user_id = datasets, user_id
-        self.prices: PriceList = datasets.prices  # the price book the analysis should use
+        # The price book the analysis should use: the user's own once the rows are read (every tool
+        # reads the files first), so one run prices with one book even if the user changes a price.
+        self.prices: PriceList = datasets.prices
         self.engine: Engine = datasets.engine
         self._rows: list[DatasetRow] | None = None
 
     async def _all(self) -> list[DatasetRow]:
         if self._rows is None:
-            self._rows = await self._datasets.list(self.user_id)
+            rows = await self._datasets.list(self.user_id)
+            if self._datasets.prices_for is not None:
+                self.prices = await self._datasets.prices_for(self.user_id)
+            self._rows = rows  # only now: a concurrent reader never sees rows without their prices
         return self._rows
 
     async def row_count(self) -> int:
@@ -363,4 +460,4 @@ class DatasetUsage:
         }
 
 
-__all__ = ["STREAM_NAME", "DatasetUsage", "Datasets", "dataset_json", "human_bytes"]
+__all__ = ["STREAM_NAME", "DatasetUsage", "Datasets", "dataset_json", "human_bytes", "sha256_of"]

@@ -12,20 +12,22 @@ import csv
 import os
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
-from tokenwise.errors import InvalidInput
+from tokenwise.errors import Conflict, InvalidInput
 from tokenwise.usage import mapping as mapping_mod
 from tokenwise.usage.mapping import Detection
 from tokenwise.usage.normalize import EXPECTED, Check, Options, Plan, TimeScale, time_scale
+from tokenwise.usage.overlap import Known, Overlap, Skipped, keys_path
 from tokenwise.usage.sources import Source, detect_kind, open_source, open_text, quote_literal, read_error
 
 Position = Callable[[int], tuple[str, dict[str, int]]]  # 0-based record -> ("line 17", {"line": 17})
+_MAX_FIELD = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,9 @@ class IngestResult:
     period_end: datetime | None
     bytes: int
     time_meaning: str
+    # Rows already stored in the user's other datasets, not stored again.
+    skipped: Skipped = field(default_factory=Skipped)
+    bucket_keys: bool = False  # a bucket-key file was written beside the Parquet file (`keys_path`)
 
     def describe(self) -> dict[str, Any]:
         return {**self.detection.describe(), "source_format": self.kind, "timestamps": self.time_meaning}
@@ -76,8 +81,13 @@ def ingest(
     kind: str | None = None,
     position: Position | None = None,
     work_dir: Path | None = None,
+    known: Known | None = None,
 ) -> IngestResult:
-    """Validate `path` and write its rows, normalized, to `out_path`; all or nothing."""
+    """Validate `path` and write its rows, normalized, to `out_path`; all or nothing.
+
+    Rows that `known` (the user's other datasets) already holds are validated but not stored again; a
+    bucketed source also gets its bucket keys written to `keys_path(out_path)`.
+    """
     options = options or Options()
     con = connect(work_dir)
     try:
@@ -89,10 +99,46 @@ def ingest(
             raise InvalidInput("the file has no data rows", field="file")
         fmt = detection.format
         scale = time_scale(max_ts, relative=fmt is not None and fmt.relative_time)
-        start, end, size = _write(con, plan, scale, out_path)
-        return IngestResult(source.kind, detection, rows, start, end, size, scale.meaning)
+        overlap = Overlap(source, detection.mapping, known or Known())
+        try:
+            skipped = overlap.count(con)
+        except duckdb.Error as exc:
+            raise read_error(exc, source.kind) from exc
+        if skipped.total >= rows:
+            raise Conflict(
+                f"all {rows} rows of the file are already stored in your other datasets "
+                f"({_skipped_words(skipped)}): nothing new to import",
+                skipped_rows=_skipped_json(skipped),
+            )
+        start, end, size, stored = _write(con, plan, scale, out_path, overlap)
+        result = IngestResult(source.kind, detection, stored, start, end, size, scale.meaning)
+        return replace(result, skipped=skipped, bucket_keys=overlap.key is not None)
     finally:
         con.close()
+
+
+def _skipped_words(skipped: Skipped) -> str:
+    parts = []
+    if skipped.request_id:
+        parts.append(f"{skipped.request_id} by request id")
+    if skipped.bucket:
+        parts.append(f"{skipped.bucket} by bucket and grouping keys")
+    return ", ".join(parts)
+
+
+def _skipped_json(skipped: Skipped) -> dict[str, int]:
+    return {"request_id": skipped.request_id, "bucket": skipped.bucket, "total": skipped.total}
+
+
+def skipped_note(skipped: Skipped) -> str | None:
+    """The dataset note that says how many rows were already stored elsewhere, or None."""
+    if not skipped.total:
+        return None
+    rows = "row was" if skipped.total == 1 else "rows were"
+    return (
+        f"{skipped.total} {rows} already in your other datasets and not stored again "
+        f"({_skipped_words(skipped)})."
+    )
 
 
 def validate(
@@ -116,18 +162,26 @@ def _first_error(
     con: duckdb.DuckDBPyConnection, plan: Plan, bad: dict[Check, int], position: Position, relation: str
 ) -> InvalidInput:
     # Error path only: a table keeps the file's order in `rowid`, which finds the first bad record.
-    con.execute(f"CREATE OR REPLACE TEMP TABLE diag AS SELECT * FROM {relation}")  # noqa: S608
-    checks = list(bad)
-    firsts = ", ".join(f"min(__row) FILTER (WHERE {check.bad})" for check in checks)
-    row = con.execute(f"SELECT {firsts} FROM ({plan.parsed('diag', row_id=True)})").fetchone()  # noqa: S608
-    assert row is not None
-    index, check = min(
-        (int(first), check) for first, check in zip(row, checks, strict=True) if first is not None
-    )
-    found = con.execute(
-        f"SELECT f_{check.field} FROM ({plan.raw('diag', row_id=True)}) WHERE __row = ?",  # noqa: S608
-        [index],
-    ).fetchone()
+    try:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE diag AS SELECT * FROM {relation}")  # noqa: S608
+        checks = list(bad)
+        firsts = ", ".join(f"min(__row) FILTER (WHERE {check.bad})" for check in checks)
+        row = con.execute(f"SELECT {firsts} FROM ({plan.parsed('diag', row_id=True)})").fetchone()  # noqa: S608
+        assert row is not None
+        # Several columns can fail on the same record: the leftmost one in the file is named first.
+        order = {name: i for i, name in enumerate(plan.source.names)}
+        failing = sorted(
+            ((int(first), order.get(check.column, len(order)), check.column), check)
+            for first, check in zip(row, checks, strict=True)
+            if first is not None
+        )
+        (index, _, _), check = failing[0]
+        found = con.execute(
+            f"SELECT f_{check.field} FROM ({plan.raw('diag', row_id=True)}) WHERE __row = ?",  # noqa: S608
+            [index],
+        ).fetchone()
+    except duckdb.Error as exc:
+        raise read_error(exc, plan.source.kind) from exc
     value = found[0] if found else None
     got = "an empty value" if value is None else repr(value if len(value) <= 60 else value[:57] + "...")
     label, where = position(index)
@@ -136,26 +190,47 @@ def _first_error(
     message = f"{label}, {word} {check.column}: expected {expected}, got {got}"
     if (count := bad[check]) > 1:
         message += f" ({count} rows have an invalid {check.column})"
-    return InvalidInput(message, field=check.column, column=check.column, expected=expected, **where)
+    also = [other.column for (first, _, _), other in failing[1:] if first == index]
+    if also:
+        message += f"; also invalid on this {label.split()[0]}: {', '.join(also)}"
+    details: dict[str, Any] = {"also_invalid": also} if also else {}
+    return InvalidInput(
+        message, field=check.column, column=check.column, expected=expected, **where, **details
+    )
 
 
 def _write(
-    con: duckdb.DuckDBPyConnection, plan: Plan, scale: TimeScale, out_path: Path
-) -> tuple[datetime | None, datetime | None, int]:
-    """Write the normalized rows to a temporary file, then rename it into place."""
+    con: duckdb.DuckDBPyConnection, plan: Plan, scale: TimeScale, out_path: Path, overlap: Overlap
+) -> tuple[datetime | None, datetime | None, int, int]:
+    """Write the new normalized rows (and bucket keys) to temporary files, then rename them into place.
+
+    Returns (first ts, last ts, bytes, rows written)."""
     out_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_path.with_name(f".{out_path.name}.{uuid.uuid4().hex}.tmp")
+    keys = keys_path(out_path)
+    keys_tmp = keys.with_name(f".{keys.name}.{uuid.uuid4().hex}.tmp")
     target = str(tmp).replace("'", "''")
+    relation = overlap.new_rows()
     try:
-        con.execute(f"COPY ({plan.final(scale)}) TO '{target}' (FORMAT parquet, COMPRESSION zstd)")
-        row = con.execute(f"SELECT min(ts), max(ts) FROM read_parquet('{target}')").fetchone()  # noqa: S608
+        final = plan.final(scale, relation)
+        con.execute(f"COPY ({final}) TO '{target}' (FORMAT parquet, COMPRESSION zstd)")
+        query = f"SELECT min(ts), max(ts), count(*) FROM read_parquet('{target}')"  # noqa: S608
+        row = con.execute(query).fetchone()
+        if overlap.key is not None:
+            overlap.write_keys(con, relation, str(keys_tmp))
+            os.replace(keys_tmp, keys)
         os.replace(tmp, out_path)
     except duckdb.Error as exc:
+        keys.unlink(missing_ok=True)
         raise read_error(exc, plan.source.kind) from exc
+    except BaseException:
+        keys.unlink(missing_ok=True)
+        raise
     finally:
         tmp.unlink(missing_ok=True)
-    start, end = (row[0], row[1]) if row else (None, None)
-    return _utc(start), _utc(end), out_path.stat().st_size
+        keys_tmp.unlink(missing_ok=True)
+    start, end, stored = (row[0], row[1], int(row[2])) if row else (None, None, 0)
+    return _utc(start), _utc(end), out_path.stat().st_size, stored
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -177,6 +252,8 @@ def _line(number: int) -> tuple[str, dict[str, int]]:
 
 def _csv_line(path: Path, delimiter: str, index: int) -> int:
     """The physical line (header = line 1) where data record `index` starts; blank lines are skipped."""
+    # The csv module refuses fields over 128 KiB by default; DuckDB read them, so must this.
+    csv.field_size_limit(max(csv.field_size_limit(), _MAX_FIELD))
     with open_text(path) as handle:
         reader = csv.reader(handle, delimiter=delimiter)
         next(reader, None)

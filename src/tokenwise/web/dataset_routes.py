@@ -1,4 +1,4 @@
-"""Usage data over HTTP: upload and preview files, list/read/delete datasets, stream events, the prices."""
+"""Usage data over HTTP: upload and preview files, list/read/delete datasets, stream events."""
 
 from __future__ import annotations
 
@@ -11,11 +11,16 @@ from pydantic import BaseModel, Field, StringConstraints
 
 from tokenwise.errors import InvalidInput
 from tokenwise.usage.datasets import dataset_json
-from tokenwise.web.deps import AppServices, CurrentClaims
+from tokenwise.web.deps import AppServices, CurrentClaims, IngestCaller, ReadCaller
 from tokenwise.web.uploads import Upload, receive_upload
 
 router = APIRouter(prefix="/api", tags=["datasets"])
 ModelName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+# A name is shown in lists and answers: one line of printable text.
+DatasetName = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=255, pattern=r"^[^\x00-\x1f\x7f]+$"),
+]
 
 
 class WorkloadEvents(BaseModel):
@@ -26,7 +31,10 @@ class WorkloadEvents(BaseModel):
 
 
 class DatasetChange(BaseModel):
-    model: ModelName | None
+    """`{"name"}` renames; `{"model"}` names (null: clears) the model of rows that have none; or both."""
+
+    model: ModelName | None = None
+    name: DatasetName | None = None
 
 
 def _mapping(upload: Upload) -> dict[str, str | None] | None:
@@ -55,7 +63,7 @@ def _saved(upload: Upload) -> Path:
 
 
 @router.post("/datasets", status_code=201)
-async def upload_dataset(request: Request, claims: CurrentClaims, services: AppServices) -> dict[str, Any]:
+async def upload_dataset(request: Request, claims: IngestCaller, services: AppServices) -> dict[str, Any]:
     """Import a usage file: CSV, JSONL or Parquet (multipart: file, model?, mapping?, keep_prompt_text?)."""
     datasets = services.datasets
     async with receive_upload(request, limit=datasets.max_upload_bytes, work_dir=datasets.work_dir) as upload:
@@ -67,6 +75,7 @@ async def upload_dataset(request: Request, claims: CurrentClaims, services: AppS
             mapping=_mapping(upload),
             keep_prompt_text=_flag(upload, "keep_prompt_text"),
             name=upload.fields.get("name") or None,
+            content_hash=upload.sha256,
         )
     return dataset_json(row)
 
@@ -80,12 +89,12 @@ async def preview_dataset(request: Request, claims: CurrentClaims, services: App
 
 
 @router.get("/datasets")
-async def list_datasets(claims: CurrentClaims, services: AppServices) -> dict[str, Any]:
+async def list_datasets(claims: ReadCaller, services: AppServices) -> dict[str, Any]:
     return {"datasets": [dataset_json(row) for row in await services.datasets.list(claims.user_id)]}
 
 
 @router.get("/datasets/{dataset_id}")
-async def get_dataset(dataset_id: str, claims: CurrentClaims, services: AppServices) -> dict[str, Any]:
+async def get_dataset(dataset_id: str, claims: ReadCaller, services: AppServices) -> dict[str, Any]:
     return dataset_json(await services.datasets.get(claims.user_id, dataset_id))
 
 
@@ -93,8 +102,18 @@ async def get_dataset(dataset_id: str, claims: CurrentClaims, services: AppServi
 async def change_dataset(
     dataset_id: str, body: DatasetChange, claims: CurrentClaims, services: AppServices
 ) -> dict[str, Any]:
-    """Name (or clear) the model of the dataset's rows that have none."""
-    return dataset_json(await services.datasets.set_model(claims.user_id, dataset_id, body.model))
+    """Rename the dataset, and/or name (or clear) the model of its rows that have none."""
+    changes = body.model_fields_set
+    if not changes:
+        raise InvalidInput('send {"name": ...} to rename, or {"model": ...} to set the model', field="body")
+    if "name" in changes and body.name is None:
+        raise InvalidInput("name: a dataset needs a name", field="name")
+    datasets = services.datasets
+    if body.name is not None:
+        row = await datasets.rename(claims.user_id, dataset_id, body.name)
+    if "model" in changes:
+        row = await datasets.set_model(claims.user_id, dataset_id, body.model)
+    return dataset_json(row)
 
 
 @router.delete("/datasets/{dataset_id}", status_code=204)
@@ -105,14 +124,8 @@ async def delete_dataset(dataset_id: str, claims: CurrentClaims, services: AppSe
 
 @router.post("/workload/events", status_code=201)
 async def workload_events(
-    body: WorkloadEvents, claims: CurrentClaims, services: AppServices
+    body: WorkloadEvents, claims: IngestCaller, services: AppServices
 ) -> dict[str, Any]:
     """Append a batch of request records to the user's event stream; all or nothing per batch."""
     stream, accepted = await services.datasets.append_events(claims.user_id, body.records, body.model)
     return {"accepted": accepted, "dataset_id": stream.id, "row_count": stream.row_count}
-
-
-@router.get("/prices")
-async def prices(claims: CurrentClaims, services: AppServices) -> dict[str, Any]:
-    """The price table in use: $ per 1M tokens per model, with its date and the source of each price."""
-    return services.prices.to_json()

@@ -15,14 +15,19 @@ from tokenwise.errors import RateLimited, ServiceUnavailable, TokenwiseError
 log = logging.getLogger("tokenwise.errors")
 
 
-def error_response(error: TokenwiseError) -> JSONResponse:
-    """The JSON response for a domain error, with Retry-After / WWW-Authenticate where they apply."""
+def error_headers(error: TokenwiseError) -> dict[str, str]:
+    """Retry-After / WWW-Authenticate where they apply to `error`."""
     headers: dict[str, str] = {}
     if isinstance(error, ServiceUnavailable | RateLimited):
         headers["Retry-After"] = str(max(1, round(error.retry_after_s)))
     if error.http_status == 401:
         headers["WWW-Authenticate"] = "Bearer"
-    return JSONResponse(error.body(), status_code=error.http_status, headers=headers)
+    return headers
+
+
+def error_response(error: TokenwiseError) -> JSONResponse:
+    """The JSON response for a domain error, with Retry-After / WWW-Authenticate where they apply."""
+    return JSONResponse(error.body(), status_code=error.http_status, headers=error_headers(error))
 
 
 async def _domain(_request: Request, exc: Exception) -> JSONResponse:

@@ -6,6 +6,7 @@ upload is refused without being stored. Text fields are small and kept in memory
 
 from __future__ import annotations
 
+import hashlib
 import re
 import tempfile
 from collections.abc import AsyncIterator
@@ -34,6 +35,7 @@ class Upload:
     path: Path | None = None
     filename: str | None = None
     size: int = 0
+    sha256: str | None = None  # of the file's bytes as uploaded, hashed as they arrive
 
 
 class _Receiver:
@@ -41,6 +43,7 @@ class _Receiver:
         self.limit, self.work_dir = limit, work_dir
         self.upload = Upload()
         self.handle: IO[bytes] | None = None
+        self._digest = hashlib.sha256()
         self._header_name = b""
         self._header_value = b""
         self._disposition = b""
@@ -84,6 +87,7 @@ class _Receiver:
             if self.upload.size > self.limit:
                 raise _OverLimit
             self.handle.write(data[start:end])
+            self._digest.update(data[start:end])
         else:
             self._value += data[start:end]
             if len(self._value) > MAX_FIELD_BYTES:
@@ -96,6 +100,7 @@ class _Receiver:
             assert self.handle is not None
             self.handle.close()
             self._is_file = False
+            self.upload.sha256 = self._digest.hexdigest()
         elif self._name:
             self.upload.fields[self._name] = self._value.decode(errors="replace")
 

@@ -2,6 +2,7 @@
 
 import { $, show } from "./dom.js";
 import { Chat } from "./chat.js";
+import { PricesPanel } from "./prices.js";
 import { Session } from "./session.js";
 import { NetworkError, SESSION_EXPIRED, explain } from "./words.js";
 
@@ -44,10 +45,13 @@ function announce(text) {
   announcer.textContent = text;
 }
 
+const prices = new PricesPanel({ button: $("#prices-button"), dialog: $("#prices-dialog") }, { session, announce });
+
 function showSignIn(message = "", { isError = true } = {}) {
   chat?.stop();
   chat = null;
   if (els.uploadDialog.open) els.uploadDialog.close();
+  prices.close();
   document.body.dataset.view = "signin";
   show(els.app, false);
   show(auth.view, true);
