@@ -2,6 +2,7 @@
 
 import { $, show } from "./dom.js";
 import { Chat } from "./chat.js";
+import { DataPanel } from "./data.js";
 import { PricesPanel } from "./prices.js";
 import { Session } from "./session.js";
 import { NetworkError, SESSION_EXPIRED, explain } from "./words.js";
@@ -46,12 +47,14 @@ function announce(text) {
 }
 
 const prices = new PricesPanel({ button: $("#prices-button"), dialog: $("#prices-dialog") }, { session, announce });
+const data = new DataPanel({ button: $("#data-button"), dialog: $("#data-dialog") }, { session, announce });
 
 function showSignIn(message = "", { isError = true } = {}) {
   chat?.stop();
   chat = null;
   if (els.uploadDialog.open) els.uploadDialog.close();
   prices.close();
+  data.close();
   document.body.dataset.view = "signin";
   show(els.app, false);
   show(auth.view, true);
