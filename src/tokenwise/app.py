@@ -13,6 +13,7 @@ from tokenwise.services.container import Services
 from tokenwise.web import (
     api_routes,
     auth_routes,
+    connector_routes,
     dataset_routes,
     diagnostics,
     errors,
@@ -49,6 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.serves_api:
         app.include_router(api_routes.router)
         app.include_router(dataset_routes.router)
+        app.include_router(connector_routes.router)
         app.include_router(key_routes.router)
         app.include_router(otlp_routes.router)
         app.include_router(price_routes.router)

@@ -67,6 +67,14 @@ class Settings(BaseSettings):
     max_event_batch: int = Field(default=1000, ge=1)
     prices_file: Path | None = None
 
+    # Connectors (scheduled pulls of the providers' usage/cost reports). The admin keys they store are
+    # encrypted with this Fernet key (comma-separated: the first encrypts, all decrypt, for rotation);
+    # unset: a key generated once in data_dir/keys/ (development only). 0 disables the schedule.
+    connector_key: SecretStr | None = None
+    connector_interval_s: float = Field(default=3600, ge=0)
+    connector_max_pages: int = Field(default=100, ge=1)  # pages per sync; the rest waits for the next one
+    connector_timeout_s: float = Field(default=30.0, gt=0)  # per request to the provider
+
     # Optional OpenAI-compatible language model: words the triage restatement and the report's narrative,
     # never a figure. Off unless both the base URL (e.g. https://api.openai.com/v1) and the model are set.
     llm_base_url: str | None = None

@@ -200,3 +200,29 @@ class ApiKeyRow(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
+
+
+class ConnectorRow(Base):
+    """A scheduled pull of one provider report into one dataset of the user.
+
+    `admin_key` is the provider's admin key encrypted with Fernet (`security.secretbox`), never plain.
+    `cursor` is the start (UTC, ISO 8601) of the first bucket the next sync pulls again: the bucket that
+    was still open at the last sync, or the end of the last one fetched. `sync_started_at` is the last
+    attempt, and claims the connector while a sync runs (`status` "syncing").
+    """
+
+    __tablename__ = "connectors"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))  # openai_usage, openai_costs, anthropic_usage, ...
+    name: Mapped[str] = mapped_column(String(100))
+    admin_key: Mapped[str] = mapped_column(Text)
+    base_url: Mapped[str] = mapped_column(String(500))
+    status: Mapped[str] = mapped_column(String(16), default="new")  # new, syncing, ok, error
+    last_sync_at: Mapped[datetime | None]  # the last successful sync
+    last_error: Mapped[str | None] = mapped_column(Text)
+    cursor: Mapped[str | None] = mapped_column(String(40))
+    dataset_id: Mapped[str | None] = mapped_column(String(36))
+    sync_started_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

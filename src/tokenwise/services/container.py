@@ -17,11 +17,13 @@ from tokenwise.errors import ServiceUnavailable
 from tokenwise.metrics import Metrics
 from tokenwise.security.keys import KeyRing
 from tokenwise.security.keysource import KeySource, LocalKeySource, RemoteKeySource
+from tokenwise.security.secretbox import SecretBox
 from tokenwise.security.tokens import TokenIssuer, TokenVerifier
 from tokenwise.services.accounts import Accounts
 from tokenwise.services.api_keys import ApiKeys
 from tokenwise.services.chat import Chat
 from tokenwise.services.connections import ConnectionRegistry
+from tokenwise.services.connectors import Connectors
 from tokenwise.services.event_log import EventLog
 from tokenwise.services.price_overrides import PriceOverrides
 from tokenwise.services.runs import Pipeline, Runs
@@ -50,6 +52,7 @@ class Services:
     prices: PriceList
     price_overrides: PriceOverrides
     api_keys: ApiKeys
+    connectors: Connectors
     keyring: KeyRing | None = None
     issuer: TokenIssuer | None = None
     accounts: Accounts | None = None
@@ -101,6 +104,23 @@ class Services:
             prices_for=price_overrides.book_for,
         )
 
+        connector_key = settings.connector_key.get_secret_value() if settings.connector_key else None
+        box = (
+            SecretBox.configured(connector_key, settings.data_dir / "keys", generate=settings.is_development)
+            if settings.serves_api
+            else SecretBox(None)
+        )
+        connectors = Connectors(
+            db,
+            datasets,
+            box,
+            http,
+            interval_s=settings.connector_interval_s,
+            max_pages=settings.connector_max_pages,
+            timeout_s=settings.connector_timeout_s,
+            allow_http=settings.is_development,
+        )
+
         def usage_for(user_id: str) -> UsageSource:
             return datasets.usage_for(user_id)
 
@@ -136,6 +156,7 @@ class Services:
             prices=prices,
             price_overrides=price_overrides,
             api_keys=ApiKeys(db),
+            connectors=connectors,
             keyring=keyring,
             issuer=issuer,
             accounts=accounts,
@@ -149,12 +170,15 @@ class Services:
                     log.warning("ended %d run(s) interrupted by the previous shutdown", recovered)
             except ServiceUnavailable as exc:
                 log.warning("could not check for interrupted runs: %s", exc.message)
+        if self.settings.serves_api:
+            self.connectors.start()
         try:
             await self.keys.check()
         except Exception as exc:
             log.warning("auth keys not available yet: %s", exc)
 
     async def stop(self) -> None:
+        await self.connectors.stop()
         await self.runs.stop(self.settings.shutdown_grace_s)
         await self.event_log.stop()
         await self.bus.close()

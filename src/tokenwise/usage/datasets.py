@@ -27,7 +27,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -42,6 +42,9 @@ from tokenwise.usage.normalize import Options
 from tokenwise.usage.overlap import Known, keys_path
 from tokenwise.usage.preview import preview_file
 from tokenwise.usage.prices import PriceList, load_prices
+
+if TYPE_CHECKING:
+    from tokenwise.usage.dataset_usage import DatasetUsage
 
 STREAM_NAME = "workload events"
 _STREAM_NAMESPACE = uuid.UUID("6f1d4c1e-8a43-4c55-9b3e-1f0e3a6c2d7b")
@@ -213,15 +216,7 @@ class Datasets:
                 work_dir=self.work_dir,
                 known=known,
             )
-        description = result.describe()
-        notes = list(description["notes"])
-        if note := ingest_mod.skipped_note(result.skipped):
-            notes.append(note)
-        skipped = result.skipped
-        details = {k: description[k] for k in ("columns", "timestamps", "format_title")}
-        details["notes"] = notes
-        details["skipped_rows"] = {"request_id": skipped.request_id, "bucket": skipped.bucket,
-                                   "total": skipped.total}  # fmt: skip
+        details = _details(result)
         row = DatasetRow(
             id=dataset_id,
             user_id=user_id,
@@ -251,6 +246,72 @@ class Datasets:
             if same is None:
                 raise
             raise _already_uploaded(same) from exc
+
+    async def store_pull(
+        self, user_id: str, path: Path | None, *, dataset_id: str | None, name: str
+    ) -> DatasetRow | None:
+        """Replace the rows of a connector's dataset with the report page at `path` (None: no buckets).
+
+        The dataset keeps its id; its file is swapped for the new one. Rows that the user's other datasets
+        hold (an uploaded copy of the same report) are not stored again. None: nothing left to store."""
+        async with self._import_locks.setdefault(user_id, asyncio.Lock()):
+            rows = await self.list(user_id)
+            current = next((row for row in rows if row.id == dataset_id), None)
+            others = [row for row in rows if row.id != dataset_id]
+            new_id = current.id if current is not None else str(uuid.uuid4())
+            relative = Path("datasets") / user_id / f"{new_id}-{uuid.uuid4().hex[:12]}.parquet"
+            result: ingest_mod.IngestResult | None = None
+            if path is not None:
+                known = Known(
+                    files=tuple(file for row in others for file in self.files_of(row)),
+                    bucket_files=tuple(keys_path(self.data_dir / row.path) for row in others),
+                )
+                async with self._slots:
+                    try:
+                        result = await asyncio.to_thread(
+                            ingest_mod.ingest, path, self.data_dir / relative, kind="json",
+                            work_dir=self.work_dir, known=known,
+                        )  # fmt: skip
+                    except Conflict:
+                        result = None  # every bucket is in another dataset already
+            if result is None:
+                if current is not None:
+                    await self.delete(user_id, current.id)
+                return None
+            return await self._swap(user_id, current, new_id, name, relative, result)
+
+    async def _swap(
+        self,
+        user_id: str,
+        current: DatasetRow | None,
+        new_id: str,
+        name: str,
+        relative: Path,
+        result: ingest_mod.IngestResult,
+    ) -> DatasetRow:
+        written = self.data_dir / relative
+        fields: dict[str, Any] = {
+            "source_format": result.kind, "detected_format": result.detection.format_name,
+            "row_count": result.row_count, "mapping": result.detection.mapping, "details": _details(result),
+            "period_start": result.period_start, "period_end": result.period_end, "bytes": result.bytes,
+            "path": relative.as_posix(),
+        }  # fmt: skip
+        if current is None:
+            row = DatasetRow(id=new_id, user_id=user_id, name=name[:255], keep_prompt_text=False, **fields)
+            return await self._insert(row, written, keys_path(written))
+        old = self.data_dir / current.path
+        try:
+            async with self.db.session() as session:
+                row = await _owned(session, user_id, current.id)
+                for key, value in fields.items():
+                    setattr(row, key, value)
+        except BaseException:
+            _discard(written)
+            _discard(keys_path(written))
+            raise
+        self._remove(old)
+        self._remove(keys_path(old))
+        return row
 
     async def _insert(self, row: DatasetRow, *written: Path) -> DatasetRow:
         try:
@@ -336,6 +397,8 @@ class Datasets:
         return [target] if target.exists() else []
 
     def usage_for(self, user_id: str) -> DatasetUsage:
+        from tokenwise.usage.dataset_usage import DatasetUsage
+
         return DatasetUsage(self, user_id)
 
     def _remove(self, target: Path) -> None:
@@ -367,6 +430,20 @@ def _ingest_records(
         )
     finally:
         temp.unlink(missing_ok=True)
+
+
+def _details(result: ingest_mod.IngestResult) -> dict[str, Any]:
+    """The dataset record's details of an import: columns, timestamps, notes, rows already stored."""
+    description = result.describe()
+    notes = list(description["notes"])
+    if note := ingest_mod.skipped_note(result.skipped):
+        notes.append(note)
+    skipped = result.skipped
+    details = {k: description[k] for k in ("columns", "timestamps", "format_title")}
+    details["notes"] = notes
+    details["skipped_rows"] = {"request_id": skipped.request_id, "bucket": skipped.bucket,
+                               "total": skipped.total}  # fmt: skip
+    return details
 
 
 async def _owned(session: AsyncSession, user_id: str, dataset_id: str) -> DatasetRow:
@@ -417,47 +494,4 @@ def human_bytes(size: int) -> str:
     return f"{size} bytes"
 
 
-class DatasetUsage:
-    """One user's datasets as the agents and the analysis see them (implements agents.base.UsageSource).
-
-    The dataset rows are read once per instance: one run sees one consistent set of files.
-    """
-
-    def __init__(self, datasets: Datasets, user_id: str) -> None:
-        self._datasets, self.user_id = datasets, user_id
-        # The price book the analysis should use: the user's own once the rows are read (every tool
-        # reads the files first), so one run prices with one book even if the user changes a price.
-        self.prices: PriceList = datasets.prices
-        self.engine: Engine = datasets.engine
-        self._rows: list[DatasetRow] | None = None
-
-    async def _all(self) -> list[DatasetRow]:
-        if self._rows is None:
-            rows = await self._datasets.list(self.user_id)
-            if self._datasets.prices_for is not None:
-                self.prices = await self._datasets.prices_for(self.user_id)
-            self._rows = rows  # only now: a concurrent reader never sees rows without their prices
-        return self._rows
-
-    async def row_count(self) -> int:
-        return sum(row.row_count for row in await self._all())
-
-    async def datasets(self) -> list[dict[str, Any]]:
-        """Each dataset as the API shows it (name, format, rows, period, model, mapping)."""
-        return [dataset_json(row) for row in await self._all()]
-
-    async def parquet_paths(self) -> list[Path]:
-        """Every normalized Parquet file of the user (absolute paths), all with `schema.COLUMNS`."""
-        return [path for row in await self._all() for path in self._datasets.files_of(row)]
-
-    async def default_models(self) -> dict[str, str]:
-        """`os.fspath(path) -> model` of files whose dataset names a model (for rows that name none)."""
-        return {
-            os.fspath(path): row.model
-            for row in await self._all()
-            if row.model
-            for path in self._datasets.files_of(row)
-        }
-
-
-__all__ = ["STREAM_NAME", "DatasetUsage", "Datasets", "dataset_json", "human_bytes", "sha256_of"]
+__all__ = ["STREAM_NAME", "Datasets", "dataset_json", "human_bytes", "sha256_of"]
