@@ -203,12 +203,16 @@ def top_requests(plan: QueryPlan, result: JSON) -> JSON:
     listed = result["requests_list"]
     words = _LARGEST if plan.order == "desc" else _SMALLEST
     items = []
+    # One request is described in full; a list names each with what it was ranked by (the table has the rest).
+    ranked = {"cost": "cost_usd", "latency_ms": "latency_ms"}.get(plan.rank_by)
     for r in listed:
         detail = [usd(r["cost_usd"])]
-        if r.get("latency_ms") is not None:
+        if r.get("latency_ms") is not None and (len(listed) == 1 or ranked == "latency_ms"):
             detail.append(f"{count(r['latency_ms'])} ms")
-        detail.append(f"{count(r['input_tokens'])} in / {count(r['output_tokens'])} out tokens")
-        detail.append(", ".join(safe(x, 60) for x in (r.get("model"), r.get("feature")) if x))
+        if len(listed) == 1 or ranked is None:
+            detail.append(f"{count(r['input_tokens'])} in / {count(r['output_tokens'])} out tokens")
+        if len(listed) == 1:
+            detail.append(", ".join(safe(x, 60) for x in (r.get("model"), r.get("feature")) if x))
         items.append(f"{safe(r['request_id'] or '(no id)', 80)} ({'; '.join(d for d in detail if d)})")
     what = (
         f"{len(listed)} {words[plan.rank_by]} requests"
