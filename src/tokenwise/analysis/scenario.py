@@ -88,9 +88,7 @@ def _route(con: duckdb.DuckDBPyConnection, s: Scenario, book: PriceBook, where: 
         },
     )
     return {
-        "saving": float(saving or 0.0),
-        "affected": int(affected),
-        "excluded": int(excluded),
+        **_counted(saving, affected, excluded),
         "target": {
             "model": target.model,
             "input_per_mtok": target.input_per_mtok,
@@ -115,9 +113,7 @@ def _cap(con: duckdb.DuckDBPyConnection, s: Scenario, book: PriceBook, where: st
         {**params, "cap": s.max_output_tokens},
     )
     return {
-        "saving": float(saving or 0.0),
-        "affected": int(affected),
-        "excluded": int(excluded),
+        **_counted(saving, affected, excluded),
         "assumptions": [
             f"Responses longer than {s.max_output_tokens:,} tokens stop at the cap; the tokens above it are "
             "saved at the model's output price.",
@@ -131,9 +127,9 @@ def _cache_hit(
 ) -> JSON:
     assert s.hit_rate_pct is not None
     rate = s.hit_rate_pct / 100
-    spend, n = one(con, f"SELECT sum(cost), count(*) FROM usage {where}", params)
+    spend, n = _spend(con, where, params)
     return {
-        "saving": float(spend or 0.0) * rate,
+        "saving": spend * rate,
         "affected": int(n) * rate,
         "assumptions": [
             f"{s.hit_rate_pct:g}% of these requests are answered from a response cache at no model cost "
@@ -156,9 +152,7 @@ def _prompt_cache(
         {**params, "prefix": prefix},
     )
     return {
-        "saving": float(saving or 0.0),
-        "affected": int(affected),
-        "excluded": int(excluded),
+        **_counted(saving, affected, excluded),
         "assumptions": [
             f"A shared prefix of {prefix:,} tokens{'' if s.prefix_tokens else ' (assumed: none was named)'} "
             "is read from the provider's prompt cache at its cached-input price on every request at least "
@@ -179,9 +173,7 @@ def _batch(con: duckdb.DuckDBPyConnection, s: Scenario, book: PriceBook, where: 
         params,
     )
     return {
-        "saving": float(saving or 0.0),
-        "affected": int(affected),
-        "excluded": int(excluded),
+        **_counted(saving, affected, excluded),
         "assumptions": [
             "The provider's batch API discount (50% at OpenAI and Anthropic) on every request moved; results "
             "come back within 24 hours, so only work nobody waits on can move.",
@@ -203,9 +195,7 @@ def _trim(con: duckdb.DuckDBPyConnection, s: Scenario, book: PriceBook, where: s
         {**params, "limit": s.max_input_tokens},
     )
     return {
-        "saving": float(saving or 0.0),
-        "affected": int(affected),
-        "excluded": int(excluded),
+        **_counted(saving, affected, excluded),
         "assumptions": [
             f"Contexts longer than {s.max_input_tokens:,} tokens keep their first {s.max_input_tokens:,} "
             "(the cached prefix first); the tokens removed are saved at the model's input (or cached) price.",
@@ -218,9 +208,9 @@ def _price_change(
     con: duckdb.DuckDBPyConnection, s: Scenario, book: PriceBook, where: str, params: JSON
 ) -> JSON:
     assert s.price_change_pct is not None
-    spend, n = one(con, f"SELECT sum(cost), count(*) FROM usage {where}", params)
+    spend, n = _spend(con, where, params)
     return {
-        "saving": -float(spend or 0.0) * s.price_change_pct / 100,
+        "saving": -spend * s.price_change_pct / 100,
         "affected": int(n),
         "assumptions": [
             f"Every price of this traffic changes by {s.price_change_pct:+g}%; usage stays the same."
@@ -230,15 +220,26 @@ def _price_change(
 
 def _growth(con: duckdb.DuckDBPyConnection, s: Scenario, book: PriceBook, where: str, params: JSON) -> JSON:
     assert s.growth_pct is not None
-    spend, n = one(con, f"SELECT sum(cost), count(*) FROM usage {where}", params)
+    spend, n = _spend(con, where, params)
     return {
-        "saving": -float(spend or 0.0) * s.growth_pct / 100,
+        "saving": -spend * s.growth_pct / 100,
         "affected": int(n),
         "assumptions": [
             f"Traffic grows by {s.growth_pct:g}% with the same mix of models and request sizes, at today's "
             "prices."
         ],
     }
+
+
+def _spend(con: duckdb.DuckDBPyConnection, where: str, params: JSON) -> tuple[float, int]:
+    """The scope's spend and requests."""
+    spend, n = one(con, f"SELECT sum(cost), count(*) FROM usage {where}", params)
+    return float(spend or 0.0), int(n)
+
+
+def _counted(saving: float | None, affected: int, excluded: int) -> JSON:
+    """A pricer's figures from its one query: the saving, the requests it touches, those it cannot price."""
+    return {"saving": float(saving or 0.0), "affected": int(affected), "excluded": int(excluded)}
 
 
 _PRICERS = {

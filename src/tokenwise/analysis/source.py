@@ -100,14 +100,14 @@ class Loaded:
     unpriced: Mapping[str | None, int]
 
 
-def load(
+def _prepare(
     con: duckdb.DuckDBPyConnection,
     paths: Sequence[str | os.PathLike[str]],
     book: PriceBook,
-    default_models: Mapping[str, str] | None = None,
-    period: tuple[datetime | None, datetime | None] = (None, None),
-) -> Loaded:
-    """Create the `usage` table on `con` from normalized Parquet files, limited to `period` [start, end)."""
+    default_models: Mapping[str, str] | None,
+) -> tuple[list[str], dict[str, ModelPrice]]:
+    """The `defaults` and `prices` tables both ways of reading the files join: returns the file paths and
+    the prices of the models the files hold."""
     files = [os.fspath(p) for p in paths]
     con.execute("CREATE OR REPLACE TEMP TABLE defaults (filename VARCHAR, model VARCHAR)")
     if default_models:
@@ -120,7 +120,18 @@ def load(
         "LEFT JOIN defaults d USING (filename)",
         {"paths": files},
     ).fetchall()
-    prices = _price_table(con, book, [m for (m,) in models if m is not None])
+    return files, _price_table(con, book, [m for (m,) in models if m is not None])
+
+
+def load(
+    con: duckdb.DuckDBPyConnection,
+    paths: Sequence[str | os.PathLike[str]],
+    book: PriceBook,
+    default_models: Mapping[str, str] | None = None,
+    period: tuple[datetime | None, datetime | None] = (None, None),
+) -> Loaded:
+    """Create the `usage` table on `con` from normalized Parquet files, limited to `period` [start, end)."""
+    files, prices = _prepare(con, paths, book, default_models)
     start, end = (_naive_utc(bound) for bound in period)
     con.execute(_usage_sql(con, files), {"paths": files, "start": start, "end": end})
     unpriced = con.execute("SELECT model, count(*) FROM usage WHERE cost IS NULL GROUP BY model").fetchall()
@@ -197,19 +208,7 @@ def attach(
 ) -> Loaded:
     """Create `usage` on `con` as a view over the Parquet files: nothing is copied, each query scans only
     the columns it reads (a question's query takes tens of milliseconds on a million rows)."""
-    files = [os.fspath(p) for p in paths]
-    con.execute("CREATE OR REPLACE TEMP TABLE defaults (filename VARCHAR, model VARCHAR)")
-    if default_models:
-        con.executemany(
-            "INSERT INTO defaults VALUES (?, ?)", [(os.fspath(k), v) for k, v in default_models.items()]
-        )
-    models = con.execute(
-        "SELECT DISTINCT COALESCE(r.model, d.model) "
-        "FROM read_parquet($paths, filename = true, union_by_name = true) r "
-        "LEFT JOIN defaults d USING (filename)",
-        {"paths": files},
-    ).fetchall()
-    prices = _price_table(con, book, [m for (m,) in models if m is not None])
+    files, prices = _prepare(con, paths, book, default_models)
     optional = _optional(columns_of(con, files))
     # A view cannot take parameters: the paths are our own files, quoted as SQL literals.
     listed = "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "]"
