@@ -15,13 +15,15 @@ LINT_PATHS := $(wildcard src tests bench)
 PYTEST_ARGS ?=
 ARGS       ?=
 
-.PHONY: help venv install system-deps migrate run lint typecheck pytest test bench screenshots clean distclean
+.PHONY: help venv install system-deps migrate run cluster cluster-stop lint typecheck pytest test bench screenshots clean distclean
 
 help:
 	@echo "make install      create $(VENV) and pip install -e '.[dev]'"
 	@echo "make system-deps  apt-install redis-server, postgresql, nginx, chromium (if missing)"
 	@echo "make migrate      apply database migrations"
 	@echo "make run          migrate, then serve with a demo user (ARGS='--port 9000', PORT=...)"
+	@echo "make cluster      PostgreSQL, Redis, nginx, auth, 2 API, 2 workers (ARGS='--api 3', PORT=...)"
+	@echo "make cluster-stop stop a cluster started by make cluster in another shell"
 	@echo "make lint         ruff check + ruff format --check"
 	@echo "make typecheck    mypy (strict, config in pyproject.toml)"
 	@echo "make test         install + system-deps, then lint, typecheck, pytest (PYTEST_ARGS=...)"
@@ -51,6 +53,14 @@ migrate: install
 # exec: the server replaces the make shell, so Ctrl-C / SIGTERM reach it directly.
 run: install migrate
 	exec $(BIN)/tokenwise serve --demo-user $(ARGS)
+
+# A local cluster in the foreground (docs/operations.md#cluster): nginx round-robin on PORT (8000) over
+# the API processes; data and logs in ./var/cluster. Ctrl-C stops everything it started.
+cluster: install
+	exec $(BIN)/tokenwise cluster $(ARGS)
+
+cluster-stop: install
+	$(BIN)/tokenwise cluster --stop $(ARGS)
 
 bench: install
 	$(BIN)/python bench/golden_path.py

@@ -44,7 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="Tokenwise", version=__version__, lifespan=lifespan)
     app.state.services = services
     errors.install(app)
-    app.include_router(health.router)
+    app.include_router(health.router)  # a worker serves only these: /health, /health/ready, /metrics
     if settings.serves_auth:
         app.include_router(auth_routes.router)
     if settings.serves_api:

@@ -15,9 +15,17 @@ from tokenwise.faults import FaultPoint
 class Role(StrEnum):
     """Which services one `tokenwise serve` process runs."""
 
-    ALL = "all"
+    ALL = "all"  # auth + api + an in-process worker: the embedded default
     AUTH = "auth"
-    API = "api"
+    API = "api"  # WebSockets, SSE and REST; executes no runs
+    WORKER = "worker"  # claims runs from the queue and executes the pipeline
+
+
+class Recovery(StrEnum):
+    """What a worker does with a run whose holder died (its lease expired)."""
+
+    INTERRUPT = "interrupt"  # close its open steps and end it with the supervisor's agent_error
+    CONTINUE = "continue"  # run it on from the agent after the last one that completed
 
 
 class Environment(StrEnum):
@@ -39,6 +47,18 @@ class Settings(BaseSettings):
 
     data_dir: Path = Path("var")
     database_url: str | None = None  # default: SQLite file in data_dir
+    db_pool_size: int = Field(default=10, ge=1)  # PostgreSQL connections per process (+ db_max_overflow)
+    db_max_overflow: int = Field(default=10, ge=0)
+    # The live tail across processes and the control messages: memory:// (one process) or redis://...
+    bus_url: str = "memory://"
+    blob_dir: Path | None = None  # where dataset files live; a directory every process shares when scaled
+
+    # Runs: the queue, the workers' leases and what happens to a run whose worker died.
+    max_active_runs_per_user: int = Field(default=5, ge=1)  # queued + running, cluster-wide
+    worker_concurrency: int = Field(default=16, ge=1)  # runs one worker executes at once
+    lease_s: float = Field(default=6.0, ge=0.5)  # a run's lease; renewed every third of it
+    worker_poll_s: float = Field(default=2.0, gt=0)  # queue poll when no wake-up arrives
+    recovery: Recovery = Recovery.INTERRUPT
 
     # Auth: keys, issuer and audience. The API verifies tokens against the auth service's JWKS.
     auth_url: str | None = None  # base URL of the auth service when role=api
@@ -111,6 +131,18 @@ class Settings(BaseSettings):
             )
         return self
 
+    @model_validator(mode="after")
+    def _separate_roles_share_a_bus(self) -> Settings:
+        # An API process without a worker gets its runs' events from other processes: over the
+        # in-process bus they would reach clients only when a client resumes. Refused in production.
+        split = self.role in (Role.API, Role.WORKER) and self.bus_url in ("", "memory://")
+        if split and self.environment is Environment.PRODUCTION:
+            raise ValueError(
+                f"role={self.role.value} runs beside other processes: set TOKENWISE_BUS_URL=redis://… "
+                "(the in-process bus memory:// reaches no other process)"
+            )
+        return self
+
     @property
     def is_development(self) -> bool:
         return self.environment is Environment.DEVELOPMENT
@@ -139,3 +171,11 @@ class Settings(BaseSettings):
     @property
     def serves_api(self) -> bool:
         return self.role in (Role.ALL, Role.API)
+
+    @property
+    def runs_worker(self) -> bool:
+        return self.role in (Role.ALL, Role.WORKER)
+
+    @property
+    def resolved_blob_dir(self) -> Path:
+        return self.blob_dir if self.blob_dir is not None else self.data_dir

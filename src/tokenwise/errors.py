@@ -117,6 +117,12 @@ class RateLimited(TokenwiseError):
         self.retry_after_s = retry_after_s
 
 
+class TooManyRuns(RateLimited):
+    """The user already has the maximum of runs queued or running; nothing was stored."""
+
+    code = "too_many_runs"
+
+
 class TooManyConnections(TokenwiseError):
     code = "too_many_connections"
     http_status = 429

@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 
 class Server(uvicorn.Server):
-    """On SIGTERM: stop accepting, let running runs finish, send `server_shutdown` + close 1012, exit."""
+    """On SIGTERM: stop accepting, let this process's runs finish, send `server_shutdown` + 1012, exit."""
 
     def __init__(self, config: uvicorn.Config, services: Services) -> None:
         super().__init__(config)
@@ -34,8 +34,9 @@ class Server(uvicorn.Server):
             server.close()
         grace = services.settings.shutdown_grace_s
         try:
-            await asyncio.wait_for(services.runs.stop(grace * 0.8), timeout=grace * 0.8 + 1)
-            await services.event_log.flush()
+            # A worker (role=all or worker) finishes or hands back its runs first; an API process has
+            # none: its clients resume on another process while the runs go on.
+            await asyncio.wait_for(services.drain(grace * 0.8), timeout=grace * 0.8 + 1)
         except (TimeoutError, Exception):
             log.warning("shutdown: runs did not finish within the grace period")
         await services.connections.shutdown_all()

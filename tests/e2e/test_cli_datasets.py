@@ -1,5 +1,5 @@
-"""`tokenwise datasets list|rename|set-model|delete`, the real CLI in its own process, against a real server
-process."""
+"""`tokenwise datasets list|rename|set-model|include|exclude|delete`, the real CLI in its own process, against
+a real server process."""
 
 from __future__ import annotations
 
@@ -92,6 +92,20 @@ def test_list_rename_set_model_and_delete(server: ServerProcess) -> None:
         neither = tokenwise(server, account, "set-model", first["id"])
         assert neither.returncode == 2
         assert "name a model, or pass --clear" in neither.stderr
+
+        # Questions cover every dataset until one is excluded; `list` says which.
+        excluded = tokenwise(server, account, "exclude", second["id"][:8])
+        assert excluded.returncode == 0, excluded.stderr
+        assert "left out of your questions" in excluded.stdout
+        assert http.get(f"/api/datasets/{second['id']}").json()["included"] is False
+        lines = [line.split() for line in tokenwise(server, account, "list").stdout.splitlines()]
+        ids = (first["id"], second["id"])
+        covered = {words[0]: words[-1] for words in lines if words and words[0] in ids}
+        assert covered == {first["id"]: "included", second["id"]: "excluded"}
+        included = tokenwise(server, account, "include", second["id"])
+        assert included.returncode == 0, included.stderr
+        assert "now covered by your questions" in included.stdout
+        assert http.get(f"/api/datasets/{second['id']}").json()["included"] is True
 
         deleted = tokenwise(server, account, "delete", second["id"], "--yes")
         assert deleted.returncode == 0, deleted.stderr

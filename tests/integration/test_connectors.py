@@ -149,7 +149,8 @@ async def test_openai_costs_sync_pages_resumes_and_never_doubles(
     openai_api.requests.clear()
     again = await sync(server.url, account, connector["id"])
     assert again["status"] == "ok", again
-    assert openai_api.requests[0].query["start_time"] == [str(int((day0 + 4 * DAY).timestamp()))]
+    # From the open day of the last sync, or the last two closed days if earlier: here, day 3.
+    assert openai_api.requests[0].query["start_time"] == [str(int((day0 + 3 * DAY).timestamp()))]
     assert again["rows_imported"] == 5 * 3 + 2
     assert again["dataset_id"] == synced["dataset_id"]
     assert await spend(server, account) == pytest.approx(served_usd(openai_api), abs=0.005)
@@ -164,6 +165,50 @@ async def test_openai_costs_sync_pages_resumes_and_never_doubles(
     assert [(c["id"], c["rows_imported"], c["status"]) for c in listed] == [(connector["id"], 17, "ok")]
     assert [d["id"] for d in datasets] == [synced["dataset_id"]]
     assert datasets[0]["detected_format"] == "openai_costs_api"
+
+
+async def test_revised_closed_days_are_pulled_again_and_replace_the_old_figures(
+    server: LiveServer,
+    openai_api: openai.OpenAIAdminServer,
+    anthropic_api: anthropic.AnthropicAdminServer,
+    clock: list[datetime],
+) -> None:
+    account, other = await signup(server.url), await signup(server.url)
+    today = midnight(datetime.now(UTC))
+    for d in range(1, 6):
+        openai_api.cost_days[today - d * DAY] = costs_of(d)
+        anthropic_api.cost_days[today - d * DAY] = [anthropic.cost_result("Input", None, f"{1000 + d}")]
+    clock[0] = openai_api.now = anthropic_api.now = today + timedelta(hours=9)
+    costs = await create(server.url, account, "openai_costs", openai_api.admin_key, openai_api)
+    reports = await create(server.url, other, "anthropic_costs", anthropic_api.admin_key, anthropic_api)
+    assert (await sync(server.url, account, costs["id"]))["rows_imported"] == 5 * 3
+    assert (await sync(server.url, other, reports["id"]))["rows_imported"] == 5
+
+    # The provider revises the two closed days before today, and one day older than the window.
+    openai_api.cost_days[today - 2 * DAY] = [*costs_of(2), openai.cost_result("late batch", "proj_c", 4.5)]
+    openai_api.cost_days[today - DAY] = [openai.cost_result("gpt-4o, input", "proj_a", 99.0)]
+    openai_api.cost_days[today - 3 * DAY] = [openai.cost_result("gpt-4o, input", "proj_a", 1000.0)]
+    anthropic_api.cost_days[today - 2 * DAY] = [anthropic.cost_result("Input", None, "5555")]
+    stale = sum(r["amount"]["value"] for r in costs_of(3))
+    openai_api.requests.clear()
+    anthropic_api.requests.clear()
+    clock[0] = openai_api.now = anthropic_api.now = today + timedelta(hours=20)
+    again = await sync(server.url, account, costs["id"])
+    assert again["status"] == "ok", again
+    assert openai_api.requests[0].query["start_time"] == [str(int((today - 2 * DAY).timestamp()))]
+    assert again["rows_imported"] == 3 * 3 + 4 + 1  # days 5, 4, 3 as they were; day 2 revised; day 1 one line
+    # The revised days replace what was stored; the day outside the window keeps its first figures.
+    truth = served_usd(openai_api) - 1000.0 + stale
+    assert await spend(server, account) == pytest.approx(truth, abs=0.005)
+    assert await spend(server, account) == pytest.approx(truth, abs=0.005)  # asked twice: nothing doubles
+    assert (await sync(server.url, account, costs["id"]))["rows_imported"] == again["rows_imported"]
+    assert await spend(server, account) == pytest.approx(truth, abs=0.005)
+
+    revised = await sync(server.url, other, reports["id"])
+    assert anthropic_api.requests[0].query["starting_at"] == [f"{today - 2 * DAY:%Y-%m-%dT%H:%M:%SZ}"]
+    assert revised["rows_imported"] == 5
+    cents = sum(float(r["amount"]) for day in anthropic_api.cost_days.values() for r in day)
+    assert await spend(server, other) == pytest.approx(cents / 100, abs=0.005)
 
 
 async def test_openai_usage_tokens_arrive_with_cached_apart(

@@ -93,7 +93,8 @@ async def _message_at_welcome(server: LiveServer, account: Account, method: str,
 
 
 async def test_a_message_sent_the_instant_the_welcome_arrives_is_never_lost(server: LiveServer) -> None:
-    accounts = await asyncio.gather(*(signup(server.url) for _ in range(5)))
+    # Five runs at once per user at most (TOKENWISE_MAX_ACTIVE_RUNS_PER_USER): 10 users x 5 tabs.
+    accounts = await asyncio.gather(*(signup(server.url) for _ in range(10)))
     await asyncio.gather(
         *(
             _message_at_welcome(server, accounts[i % len(accounts)], METHODS[i % len(METHODS)], i)
@@ -104,9 +105,10 @@ async def test_a_message_sent_the_instant_the_welcome_arrives_is_never_lost(serv
 
 async def test_a_message_pipelined_right_behind_the_auth_frame_is_never_lost(server: LiveServer) -> None:
     """First-message auth: the client sends auth and its question together, before any welcome."""
-    account = await signup(server.url)
+    accounts = await asyncio.gather(signup(server.url), signup(server.url))  # 5 runs at once each
 
     async def pipelined(index: int) -> None:
+        account = accounts[index % 2]
         ws = await _raw_connect(server, account, "first_message")
         async with ws:
             await ws.send(json.dumps({"type": "auth", "token": account.access_token}))

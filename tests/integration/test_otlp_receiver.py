@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from importlib import resources
 from typing import Any
 
+import duckdb
 import httpx
 import pytest
 from google.rpc import status_pb2
@@ -132,6 +133,89 @@ async def test_sdk_exporter_spans_appear_in_the_next_answer(
     spent = await answer(server, account, "what did we spend?")
     assert figure(spent, "usd") == pytest.approx(spend, rel=1e-6)
     assert spend > 0.01  # large enough that rounding could not hide a wrong price
+
+
+# (input, cache reads, cache writes, output) and the attribute names of the cache counts: the conventions'
+# (`cache_read.input_tokens`), then OpenLLMetry's (`cache_read_input_tokens`). The input includes the cache,
+# as the conventions say, except in the last call, where it is reported without it (Anthropic's own way).
+CACHE_CALLS = [
+    (12_000 + 100 * i, 8_000, 2_000 if i % 2 else 0, 300 + i, "." if i % 3 else "_") for i in range(9)
+] + [(250, 6_000, 1_500, 120, ".")]
+
+
+def cache_attributes(inp: int, read: int, write: int, out: int, style: str) -> dict[str, Any]:
+    attributes: dict[str, Any] = {
+        "gen_ai.provider.name": "anthropic",
+        "gen_ai.request.model": "claude-sonnet-4-5",
+        "gen_ai.usage.input_tokens": inp,
+        "gen_ai.usage.output_tokens": out,
+        f"gen_ai.usage.cache_read{style}input_tokens": read,
+    }
+    if write:
+        attributes[f"gen_ai.usage.cache_creation{style}input_tokens"] = write
+    return attributes
+
+
+def cache_truth() -> tuple[int, int, int, float]:
+    """(input, cache reads, cache writes, spend) from the calls and the price book's file, apart from
+    Tokenwise: reads at the cached rate, writes at the 5-minute write rate, the rest at the input rate."""
+    price = list_price("claude-sonnet-4-5")
+    inputs = reads = writes = 0
+    spend = 0.0
+    for inp, read, write, out, _ in CACHE_CALLS:
+        total = inp if inp >= read + write else inp + read + write
+        inputs, reads, writes = inputs + total, reads + read, writes + write
+        uncached = total - read - write
+        spend += (uncached * price["input"] + read * price["cached_input"] + write * price["cache_write"]
+                  + out * price["output"]) / 1e6  # fmt: skip
+    return inputs, reads, writes, spend
+
+
+def stored_tokens(server: LiveServer, user_id: str) -> tuple[int, int, int]:
+    usage = server.services.datasets.usage_for(user_id)
+    paths = [str(p) for p in server.call(usage.parquet_paths())]
+    with duckdb.connect() as con:
+        row = con.execute(
+            "SELECT sum(input_tokens), sum(cached_input_tokens), sum(cache_write_tokens) "
+            "FROM read_parquet(?, union_by_name = true)",
+            [paths],
+        ).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1]), int(row[2])
+
+
+async def test_cache_reads_and_writes_are_priced_as_such(
+    server: LiveServer, tracer_for: Callable[..., tuple[Any, TracerProvider]]
+) -> None:
+    account = await signup(server.url)
+    secret = await key_for(server, account)
+    tracer, provider = tracer_for(server.url, secret)
+    for call in CACHE_CALLS:
+        with tracer.start_as_current_span("chat claude-sonnet-4-5", kind=SpanKind.CLIENT) as span:
+            span.set_attributes(cache_attributes(*call))
+    assert await asyncio.to_thread(provider.force_flush, 30_000)
+    inputs, reads, writes, spend = cache_truth()
+    assert stored_tokens(server, account.user_id) == (inputs, reads, writes)
+    spent = await answer(server, account, "what did we spend?")
+    assert figure(spent, "usd") == pytest.approx(spend, rel=1e-6)
+    # Priced as plain input, the writes would cost less and the reads far more: the figure tells them apart.
+    price = list_price("claude-sonnet-4-5")
+    outputs = sum(call[3] for call in CACHE_CALLS)
+    assert abs(spend - (inputs * price["input"] + outputs * price["output"]) / 1e6) > 0.1
+
+    # The same spans in an OTLP/JSON file, uploaded: the same rules.
+    other = await signup(server.url)
+    document = json_body([json_span(n + 1, **cache_attributes(*call)) for n, call in enumerate(CACHE_CALLS)])
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+        uploaded = await http.post(
+            "/api/datasets", files={"file": ("spans.json", document)},
+            headers={"Authorization": f"Bearer {other.access_token}"},
+        )  # fmt: skip
+    assert uploaded.status_code == 201, uploaded.text
+    assert uploaded.json()["detected_format"] == "otel_genai_spans"
+    assert stored_tokens(server, other.user_id) == (inputs, reads, writes)
+    from_file = await answer(server, other, "what did we spend?")
+    assert figure(from_file, "usd") == pytest.approx(spend, rel=1e-6)
 
 
 def json_body(spans: list[dict[str, Any]]) -> bytes:

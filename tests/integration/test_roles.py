@@ -13,6 +13,7 @@ from websockets.exceptions import InvalidStatus
 
 from support.clients import collect_run, open_ws, send_message, signup
 from support.live import ServerProcess, spawn, wait_healthy
+from support.servers import RedisServer
 from tokenwise.security.keys import generate_key_file
 from tokenwise.session.contract import missing_critical, violations
 
@@ -31,17 +32,24 @@ def _bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+@pytest.mark.redis
 async def test_api_process_verifies_auth_process_tokens_and_serves_a_full_run(
-    tmp_path: Path, processes: list[ServerProcess]
+    tmp_path: Path, processes: list[ServerProcess], redis_server: RedisServer
 ) -> None:
     auth = spawn(processes, tmp_path, "auth")
-    api = spawn(processes, tmp_path, "api", TOKENWISE_AUTH_URL=auth.url)
-    _healthy(auth, api)
+    # The API executes no runs itself: a worker does, and its events reach the API over Redis.
+    bus = {"TOKENWISE_BUS_URL": redis_server.url}
+    api = spawn(processes, tmp_path, "api", TOKENWISE_AUTH_URL=auth.url, **bus)
+    worker = spawn(processes, tmp_path, "worker", **bus)
+    _healthy(auth, api, worker)
 
     async with httpx.AsyncClient(timeout=10) as http:
         # Each process serves only its own role's routes.
         assert (await http.get(f"{auth.url}/health")).json()["role"] == "auth"
         assert (await http.get(f"{api.url}/health")).json()["role"] == "api"
+        assert (await http.get(f"{worker.url}/health")).json()["role"] == "worker"
+        assert (await http.get(f"{worker.url}/api/agents")).status_code == 404
+        assert (await http.get(f"{worker.url}/health/ready")).json()["checks"]["worker"]["status"] == "ok"
         assert (await http.post(f"{api.url}/auth/login", json={})).status_code == 404
         assert (await http.get(f"{auth.url}/api/agents")).status_code == 404
         ready = await http.get(f"{api.url}/health/ready")

@@ -27,7 +27,7 @@ async def services(tmp_path: Path) -> AsyncIterator[Services]:
 async def _ended(services: Services, user_id: str, run_id: str) -> list[dict[str, object]]:
     for _ in range(200):
         run = await services.chat.get_run(user_id, run_id)
-        if run.status != "running":
+        if run.status not in ("queued", "running"):
             return [event.envelope() for event in await services.event_log.read(user_id, run_id, 0)]
         await asyncio.sleep(0.01)
     raise AssertionError(f"run {run_id} never ended")
@@ -40,7 +40,7 @@ async def test_a_run_stopped_at_any_step_ends_cancelled_within_the_contract(
     assert services.accounts is not None
     user = await services.accounts.register("stop@example.com", "long-enough-1")
     submission = await services.chat.submit(user.id, "how do I cut LLM spend?")
-    services.runs.start(user.id, submission)
+    await services.runs.wake()
     for _ in range(steps_before_stop):  # 0: cancelled before its task ran a single step
         await asyncio.sleep(0)
     await services.runs.cancel(user.id, submission.run_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -37,8 +38,9 @@ class UsageSource(Protocol):
         """The process's DuckDB engine the queries take a cursor of (None: each opens its own)."""
         ...
 
-    async def parquet_paths(self) -> list[Path]:
-        """Every normalized Parquet file of the user (`usage.schema.COLUMNS`), absolute paths."""
+    async def parquet_paths(self, only: Collection[str] | None = None) -> list[Path]:
+        """Every normalized Parquet file (`usage.schema.COLUMNS`) of the datasets questions cover (of those
+        whose id is in `only`, when given), absolute paths."""
         ...
 
     async def default_models(self) -> dict[str, str]:
@@ -46,7 +48,12 @@ class UsageSource(Protocol):
         ...
 
     async def datasets(self) -> list[dict[str, Any]]:
-        """Each dataset as the API shows it: id, name, detected_format, row_count, model, mapping, period."""
+        """Each dataset questions cover, as the API shows it: id, name, detected_format, row_count, model,
+        mapping, period, and its grain (`bucketed`, `request_counts`)."""
+        ...
+
+    async def excluded(self) -> list[dict[str, Any]]:
+        """The datasets the user left out of their questions (named in answers, never read)."""
         ...
 
 
@@ -80,6 +87,9 @@ class RunContext:
     # Phrases text only (a restatement, the narrative); figures always come from tools.
     language: LanguageModel = field(default_factory=NoLanguageModel)
     thread: ThreadContext = field(default_factory=NoThreadContext)
+    # Taken over from a worker that died: the run's events so far are stored and `results` holds the
+    # agents that completed; the pipeline goes on from the next one instead of starting again.
+    resumed: bool = False
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,14 @@ def dataset_info(dataset: dict[str, Any]) -> JSON:
         "model": dataset.get("model"),
         "model_column": "model" in (dataset.get("mapping") or {}),
         "period": {"start": period.get("start"), "end": period.get("end")},
+        "bucketed": bool(dataset.get("bucketed")),
+        "request_counts": dataset.get("request_counts", True) is not False,
     }
+
+
+async def excluded_info(ctx: RunContext) -> list[JSON]:
+    """The datasets the user left out of questions: named in the report, never read."""
+    return [{"id": d.get("id"), "name": d.get("name")} for d in await ctx.usage.excluded()]
 
 
 def _measure(
@@ -62,8 +69,10 @@ async def _measure_usage(ctx: RunContext, args: JSON) -> JSON:
     usage = ctx.usage
     paths = await usage.parquet_paths()
     datasets = [dataset_info(d) for d in await usage.datasets()]
+    excluded = await excluded_info(ctx)
     if not paths:
-        return {"has_data": False, "datasets": len(datasets), "rows": 0, "datasets_info": datasets}
+        return {"has_data": False, "datasets": len(datasets), "rows": 0, "datasets_info": datasets,
+                "excluded_info": excluded}  # fmt: skip
     started = time.perf_counter()
     # DuckDB work of 0.1-2 s: in a worker thread, so the event loop keeps serving every other run.
     analysis, found, window = await asyncio.to_thread(
@@ -74,6 +83,7 @@ async def _measure_usage(ctx: RunContext, args: JSON) -> JSON:
         "datasets": len(datasets),
         "rows": found["rows"],
         "datasets_info": datasets,
+        "excluded_info": excluded,
         "analysis": analysis,
         "profile": found,
         "window": window,
@@ -177,6 +187,8 @@ async def run_data(ctx: RunContext, scope: AgentScope) -> JSON:
         if datasets
         else "Looking for usage data to measure."
     )
+    if excluded := await excluded_info(ctx):
+        scope.think(f"Leaving out {len(excluded)} dataset(s) you excluded from questions.")
     args: JSON = {
         "datasets": [str(d.get("name")) for d in datasets],
         "named_models": {str(d.get("name")): d["model"] for d in datasets if d.get("model")},
@@ -206,7 +218,8 @@ async def run_data(ctx: RunContext, scope: AgentScope) -> JSON:
         if "has_data" not in result:
             data_rows = int((query.get("data") or {}).get("rows") or 0)
             result.update(has_data=data_rows > 0, datasets=len(datasets), rows=data_rows,
-                          datasets_info=[dataset_info(d) for d in datasets])  # fmt: skip
+                          datasets_info=[dataset_info(d) for d in datasets],
+                          excluded_info=await excluded_info(ctx))  # fmt: skip
     return result
 
 

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from tokenwise.agents.base import RunContext
 from tokenwise.agents.calendar import reference_day
+from tokenwise.agents.grain import coverage
 from tokenwise.agents.plan_proposal import propose_plan
 from tokenwise.agents.tooling import JSON, Tool
 from tokenwise.agents.understanding import Turn, parse
@@ -145,15 +146,35 @@ def _run(
         con.close()
 
 
+async def _scoped(ctx: RunContext, plan: QueryPlan) -> tuple[list[Path], JSON | None]:
+    """The files that can answer `plan` and, when some datasets are bucketed, which (`grain.coverage`)."""
+    usage = ctx.usage
+    found = coverage(plan, await usage.datasets())
+    if found is None:
+        return await usage.parquet_paths(), None
+    if found["unanswerable"]:
+        return [], found
+    only = [str(d["id"]) for d in found["used"]] if found["left_out"] else None
+    return await usage.parquet_paths(only), found
+
+
+def _unanswerable(plan: QueryPlan, grain: JSON, datasets: list[dict[str, Any]]) -> JSON:
+    rows = sum(int(d.get("row_count") or 0) for d in datasets)
+    return {"intent": plan.intent, "empty": True, "grain": grain, "data": {"rows": rows}}
+
+
 async def _run_query(ctx: RunContext, args: JSON) -> JSON:
     plan = plan_of(args)
     usage = ctx.usage
-    paths = await usage.parquet_paths()
+    paths, grain = await _scoped(ctx, plan)
+    if grain is not None and grain["unanswerable"]:
+        return _unanswerable(plan, grain, await usage.datasets())
     if not paths:
         return {"intent": plan.intent, "empty": True, "no_data": True, "data": {"rows": 0}}
-    return await asyncio.to_thread(
+    result = await asyncio.to_thread(
         _run, paths, usage.prices, await usage.default_models(), plan, usage.engine
     )
+    return {**result, "grain": grain} if grain is not None else result
 
 
 def _compact_query(result: JSON) -> JSON:
@@ -167,6 +188,12 @@ def _compact_query(result: JSON) -> JSON:
     for key in ("value", "share", "forecast", "count", "peak_requests_per_s", "percentiles", "change"):
         if key in result:
             out[key] = result[key]
+    if isinstance(grain := result.get("grain"), dict):
+        out["grain"] = {
+            "need": grain.get("need"),
+            "used": [d.get("name") for d in grain.get("used", [])],
+            "left_out": [d.get("name") for d in grain.get("left_out", [])],
+        }
     if isinstance(result.get("groups"), list):
         out["groups"] = [{"key": g.get("key"), "value": g.get("value")} for g in result["groups"][:10]]
     if isinstance(result.get("days"), list):
@@ -205,9 +232,9 @@ async def _price_scenario(ctx: RunContext, args: JSON) -> JSON:
     if plan.scenario is None:
         raise InvalidInput("price_scenario needs a plan with a scenario", field="scenario")
     usage = ctx.usage
-    paths = await usage.parquet_paths()
+    paths, grain = await _scoped(ctx, plan)
     if not paths:
-        return {"kind": plan.scenario.kind, "empty": True}
+        return {"kind": plan.scenario.kind, "empty": True, **({"grain": grain} if grain else {})}
     return await asyncio.to_thread(
         _price, paths, usage.prices, await usage.default_models(), plan, usage.engine
     )

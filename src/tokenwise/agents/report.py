@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pydantic import ValidationError
 
+from tokenwise.agents import coverage
 from tokenwise.agents.answers import write
 from tokenwise.agents.data_helper import data_request
 from tokenwise.agents.figures import count, days, pct, usd
@@ -46,6 +47,7 @@ def compose(results: dict[str, JSON]) -> JSON:
     entities: JSON = dict(triage["entities"]) if isinstance(triage.get("entities"), dict) else {}
     analysis = data.get("analysis") if isinstance(data.get("analysis"), dict) else None
     datasets = [d for d in data.get("datasets_info", []) if isinstance(d, dict)]
+    excluded = [d for d in data.get("excluded_info", []) if isinstance(d, dict)]
     rows = _count(data.get("rows", triage.get("rows")))
     failures = [name for name, r in results.items() if failed(r)]
     sufficiency = _sufficiency(triage, data, datasets, category)
@@ -84,6 +86,12 @@ def compose(results: dict[str, JSON]) -> JSON:
         answer = _summary_answer(answered, measurements, strategies, plan.intent)
     elif answer is None and plan is not None:
         answer = _no_data_answer(plan)
+    if rows == 0 and excluded and not datasets:
+        text = coverage.all_excluded(excluded)
+        if answer is not None:
+            answer = {**answer, "text": text, "missing": ["an included dataset"]}
+    elif answer is not None and excluded:
+        answer = {**answer, "readings": [*answer.get("readings", []), coverage.left_out(excluded)]}
     if answer is not None and plan is not None and (plan.intent not in FULL_ANALYSIS or rows):
         text = str(answer["text"]) if plan.intent not in ("overview",) else text
     return {
@@ -97,6 +105,8 @@ def compose(results: dict[str, JSON]) -> JSON:
         "entities": entities,
         "data": {
             "datasets": datasets,
+            "covered": [str(d.get("name")) for d in datasets],
+            "excluded": [str(d.get("name")) for d in excluded],
             "sufficiency": sufficiency.get("level"),
             "reasons": list(sufficiency.get("reasons", [])),
         },
@@ -110,7 +120,10 @@ def compose(results: dict[str, JSON]) -> JSON:
         "missing": list(sufficiency.get("missing", [])) if report_type == "partial" else [],
         "data_request": request,
         "series": _series(analysis),
-        "notes": _notes(results, failures, analysis, entities, measurements),
+        "notes": [
+            *_notes(results, failures, analysis, entities, measurements),
+            *coverage.notes(datasets, excluded, full=plan is None or plan.intent in FULL_ANALYSIS),
+        ],
     }
 
 

@@ -43,7 +43,12 @@ async def run_pipeline(
         ctx.language = language
     ledger = CallLedger(ctx.sink)
     try:
-        ctx.sink.emit("agent_started", SUPERVISOR, {"description": SUPERVISOR_DESCRIPTION})
+        if ctx.resumed:
+            done = ", ".join(name for name in PIPELINE if name in ctx.results) or "none"
+            thought = f"Continuing this run on another worker; agents already done: {done}."
+            ctx.sink.emit("agent_thinking", SUPERVISOR, {"thought": thought})
+        else:
+            ctx.sink.emit("agent_started", SUPERVISOR, {"description": SUPERVISOR_DESCRIPTION})
         report, markdown = await _orchestrate(ctx, roster, ledger)
         # The report is stored with its run: the run id is its id (GET /api/reports/{id}).
         report = {"report_id": ctx.run_id, **report}
@@ -73,6 +78,8 @@ async def _orchestrate(ctx: RunContext, roster: Mapping[str, Agent], ledger: Cal
         agent = roster.get(name)
         if agent is None or (name == "data_helper" and not _insufficient(ctx)) or not _asked(ctx, name):
             continue
+        if name in ctx.results:
+            continue  # ran before a takeover (ctx.resumed): its result is the checkpoint's
         ctx.sink.emit("agent_thinking", SUPERVISOR, {"thought": _PLANS.get(name, f"Running {name}.")})
         await _step(ctx, agent, ledger)
 

@@ -4,9 +4,19 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict, deque
+from collections.abc import AsyncIterator
+from typing import Protocol
 
 from tokenwise.bus.base import Overflowed
 from tokenwise.session.events import RunEvent
+
+
+class Hub(Protocol):
+    """The bus a subscription or listener belongs to (MemoryBus, RedisBus): told when it closes."""
+
+    def unsubscribe(self, subscription: MemorySubscription) -> None: ...
+
+    def unlisten(self, listener: MemorySignals) -> None: ...
 
 
 class MemorySubscription:
@@ -14,7 +24,7 @@ class MemorySubscription:
 
     __slots__ = ("_bus", "_events", "_maxsize", "_overflowed", "_waiter", "user_id")
 
-    def __init__(self, bus: MemoryBus, user_id: str, maxsize: int) -> None:
+    def __init__(self, bus: Hub, user_id: str, maxsize: int) -> None:
         self._bus, self.user_id, self._maxsize = bus, user_id, maxsize
         # Allocated on the first event and dropped when drained: an idle subscription holds no buffer.
         self._events: deque[RunEvent] | None = None
@@ -29,6 +39,13 @@ class MemorySubscription:
             self._overflowed = True
             return
         self._events.append(event)
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    def overflow(self) -> None:
+        """Events may have been missed (e.g. a Redis outage): `get` raises Overflowed once the buffer is
+        drained, waking a waiting reader."""
+        self._overflowed = True
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
 
@@ -54,12 +71,57 @@ class MemorySubscription:
         self._bus.unsubscribe(self)
 
 
+class MemorySignals:
+    """One listener of one control channel: an unbounded queue (control messages are few and small)."""
+
+    def __init__(self, bus: Hub, channel: str) -> None:
+        self._bus, self.channel = bus, channel
+        self._queue: asyncio.Queue[str | None] = asyncio.Queue()
+
+    def put(self, message: str | None) -> None:
+        self._queue.put_nowait(message)
+
+    def __aiter__(self) -> AsyncIterator[str]:
+        return self._messages()
+
+    async def _messages(self) -> AsyncIterator[str]:
+        while (message := await self._queue.get()) is not None:
+            yield message
+
+    async def close(self) -> None:
+        self._bus.unlisten(self)
+        self._queue.put_nowait(None)
+
+
 class MemoryBus:
     """Single-process delivery. Scaling out to several processes needs the Redis bus."""
 
     def __init__(self, queue_size: int = 1024) -> None:
         self._queue_size = queue_size
         self._subscribers: defaultdict[str, set[MemorySubscription]] = defaultdict(set)
+        self._listeners: defaultdict[str, set[MemorySignals]] = defaultdict(set)
+
+    async def start(self) -> None:
+        return None
+
+    async def ping(self) -> None:
+        return None  # in-process: it can always deliver
+
+    async def signal(self, channel: str, message: str) -> None:
+        for listener in tuple(self._listeners.get(channel, ())):
+            listener.put(message)
+
+    async def listen(self, channel: str) -> MemorySignals:
+        listener = MemorySignals(self, channel)
+        self._listeners[channel].add(listener)
+        return listener
+
+    def unlisten(self, listener: MemorySignals) -> None:
+        listeners = self._listeners.get(listener.channel)
+        if listeners is not None:
+            listeners.discard(listener)
+            if not listeners:
+                del self._listeners[listener.channel]
 
     async def publish(self, event: RunEvent) -> None:
         for subscription in tuple(self._subscribers.get(event.user_id, ())):
@@ -79,3 +141,6 @@ class MemoryBus:
 
     async def close(self) -> None:
         self._subscribers.clear()
+        for listeners in list(self._listeners.values()):
+            for listener in tuple(listeners):
+                await listener.close()

@@ -22,13 +22,13 @@ DEMO_PASSWORD = "tokenwise-demo"  # noqa: S105 - the documented demo account of 
 
 @app.command()
 def serve(
-    role: Annotated[Role | None, typer.Option(help="all, auth or api")] = None,
+    role: Annotated[Role | None, typer.Option(help="all, auth, api or worker")] = None,
     host: Annotated[str | None, typer.Option(help="interface to bind")] = None,
     port: Annotated[int | None, typer.Option(help="port (also PORT / TOKENWISE_PORT)")] = None,
     demo_user: Annotated[bool, typer.Option(help="create the demo user and print its credentials")] = False,
     log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
 ) -> None:
-    """Run the server (auth service and API in one process by default)."""
+    """Run the server (auth service, API and a run worker in one process by default)."""
     from tokenwise.app import create_app
     from tokenwise.server import make_server
 
@@ -59,6 +59,16 @@ def _ensure_demo_user(settings: Settings) -> None:
 
     asyncio.run(create())
     console.print(f"Demo user: [bold]{DEMO_EMAIL}[/] / [bold]{DEMO_PASSWORD}[/]")
+
+
+@app.command()
+def worker(
+    host: Annotated[str | None, typer.Option(help="interface for /health and /metrics")] = None,
+    port: Annotated[int | None, typer.Option(help="port for /health and /metrics")] = None,
+    log_level: Annotated[str, typer.Option(help="log level")] = "info",
+) -> None:
+    """Run a run worker: claims queued runs and executes them (`serve --role worker`)."""
+    serve(role=Role.WORKER, host=host, port=port, demo_user=False, log_level=log_level)
 
 
 @app.command()
@@ -104,6 +114,7 @@ def user_create(
 
 def main() -> None:
     # Importing them registers their commands.
-    from tokenwise.cli import ask, chat, datasets, doctor, ingest, loadtest, prices  # noqa: F401
+    import tokenwise.cli.cluster  # noqa: F401
+    from tokenwise.cli import ask, chat, connectors, datasets, doctor, ingest, loadtest, prices  # noqa: F401
 
     app()

@@ -3,7 +3,9 @@
 A sync pulls every bucket from its cursor up to now, page by page. Buckets are days (`bucket_width=1d`).
 The pulled buckets replace the stored ones they cover, so a bucket pulled twice (the day that was still
 open at the last sync, or any day pulled again) is stored once, with its latest figures. The next sync
-starts at the first bucket that was still open (its end after now), else at the end of the last one.
+starts at the first bucket that was still open (its end after now), else at the end of the last one, but
+never later than `REPULL_CLOSED_DAYS` closed days before today: the providers revise recent days after
+they close (late requests, corrections), and those revisions replace what was pulled before.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from tokenwise.errors import InvalidInput
 
 LOOKBACK = timedelta(days=30)  # how far back the first sync of a connector reaches
 DAY = timedelta(days=1)
+# Closed days every sync pulls again, whatever its cursor says: the days a provider may still revise.
+REPULL_CLOSED_DAYS = 2
 ANTHROPIC_VERSION = "2023-06-01"
 Bucket = dict[str, Any]
 
@@ -67,10 +71,12 @@ def day_start(moment: datetime) -> datetime:
 
 
 def window_start(cursor: str | None, now: datetime) -> datetime:
-    """Where a sync starts: the cursor, or `LOOKBACK` before today for the first sync."""
+    """Where a sync starts: the cursor, or `LOOKBACK` before today for the first sync; in either case no
+    later than the start of the last `REPULL_CLOSED_DAYS` closed days, which are pulled again."""
+    today = day_start(now)
     if cursor:
-        return datetime.fromisoformat(cursor).astimezone(UTC)
-    return day_start(now) - LOOKBACK
+        return min(datetime.fromisoformat(cursor).astimezone(UTC), today - REPULL_CLOSED_DAYS * DAY)
+    return today - LOOKBACK
 
 
 def params(kind: Kind, start: datetime, now: datetime, page: str | None) -> tuple[tuple[str, str], ...]:

@@ -29,7 +29,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 class Database:
     """Owns the engine. SQLite is serialized through one connection: no lock contention, no busy waits."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, pool_size: int = 10, max_overflow: int = 10) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         if self.is_sqlite:
@@ -42,8 +42,8 @@ class Database:
         else:
             self.engine = create_async_engine(
                 url,
-                pool_size=10,
-                max_overflow=10,
+                pool_size=pool_size,
+                max_overflow=max_overflow,
                 pool_pre_ping=True,
                 pool_timeout=5,
                 connect_args={"timeout": 5},

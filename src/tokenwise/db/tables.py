@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    true,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -113,19 +114,37 @@ class MessageRow(Base):
 
 
 class RunRow(Base):
+    """A run, and the queue entry for it: queued -> running (leased by one worker) -> an end status.
+
+    The lease says who may write the run's events: `epoch` goes up by one at every claim, and every
+    write of the holder is conditional on it (fencing), so a worker that lost its lease cannot write.
+    """
+
     __tablename__ = "runs"
+    __table_args__ = (Index("ix_runs_status_lease", "status", "lease_expires_at"),)
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     thread_id: Mapped[str] = mapped_column(ForeignKey("threads.id", ondelete="CASCADE"), index=True)
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     message_id: Mapped[str] = mapped_column(String(36))
-    status: Mapped[str] = mapped_column(String(16))  # running, completed, failed, cancelled
+    status: Mapped[str] = mapped_column(String(16))  # queued, running, completed, failed, cancelled
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None]
     last_seq: Mapped[int] = mapped_column(Integer, default=0)
     error_code: Mapped[str | None] = mapped_column(String(64))
     report: Mapped[dict[str, Any] | None]
     report_markdown: Mapped[str | None] = mapped_column(Text)
+    question: Mapped[str | None] = mapped_column(Text)  # what the worker runs the pipeline on
+    opens_thread: Mapped[bool] = mapped_column(Boolean, default=False)
+    lease_owner: Mapped[str | None] = mapped_column(String(100))
+    lease_expires_at: Mapped[datetime | None]
+    epoch: Mapped[int] = mapped_column(Integer, default=0)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    cancel_requested_at: Mapped[datetime | None]
+    # False from the commit of the final event until it was published: swept and re-published.
+    final_published: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    # The results of the agents completed so far, for a takeover that continues the run.
+    checkpoint: Mapped[dict[str, Any] | None]
 
 
 class RunEventRow(Base):
@@ -166,6 +185,8 @@ class DatasetRow(Base):
     path: Mapped[str] = mapped_column(String(1000))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     content_hash: Mapped[str | None] = mapped_column(String(64))
+    # Whether questions cover this dataset (the user's choice on the data page; `tokenwise datasets exclude`).
+    included: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
 
 
 class PriceOverrideRow(Base):

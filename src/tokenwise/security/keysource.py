@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
 from jwt import PyJWK
 
 from tokenwise.errors import ServiceUnavailable
-from tokenwise.security.keys import KeyRing
+from tokenwise.security.keys import KeyConfigurationError, KeyRing
 
 log = logging.getLogger(__name__)
 # A burst of tokens with unknown kids must not turn into a burst of JWKS fetches.
@@ -31,13 +32,41 @@ class KeySource(Protocol):
 
 
 class LocalKeySource:
-    """The auth service and the API in one process: verify against the key ring directly."""
+    """The auth service and the API in one process: verify against the key ring directly.
 
-    def __init__(self, keys: KeyRing) -> None:
-        self._keys = {key.kid: key.private_key.public_key() for key in keys.keys}
+    With `reload` (the key directory), an unknown kid re-reads the directory (at most every couple of
+    seconds): during a rolling key rotation a replica accepts a token signed with a key another replica
+    started using, without a restart.
+    """
+
+    def __init__(self, keys: KeyRing, *, reload: Path | None = None) -> None:
+        self._keys = self._public(keys)
+        self._reload, self._read_at = reload, time.monotonic()
+
+    @staticmethod
+    def _public(keys: KeyRing) -> dict[str, Any]:
+        return {key.kid: key.private_key.public_key() for key in keys.keys}
 
     async def key_for(self, kid: str) -> Any | None:
+        stale = time.monotonic() - self._read_at > _MIN_REFETCH_S
+        if kid not in self._keys and self._reload is not None and stale:
+            self._read_at = time.monotonic()
+            try:
+                ring = await asyncio.to_thread(KeyRing.from_directory, self._reload, generate=False)
+                self._keys = self._public(ring)
+            except (OSError, ValueError, KeyConfigurationError) as exc:
+                log.warning("could not re-read the key directory %s: %s", self._reload, exc)
         return self._keys.get(kid)
+
+    async def check(self) -> None:
+        return None
+
+
+class NoKeySource:
+    """A process that verifies no tokens (a run worker)."""
+
+    async def key_for(self, kid: str) -> Any | None:
+        return None
 
     async def check(self) -> None:
         return None

@@ -7,13 +7,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tokenwise.db.database import Database
-from tokenwise.db.tables import MessageRow, RunRow, ThreadRow, utcnow
-from tokenwise.errors import NotFound
+from tokenwise.db.tables import MessageRow, RunRow, ThreadRow, UserRow, utcnow
+from tokenwise.errors import NotFound, TooManyRuns
+from tokenwise.runs.queue import active_runs
 
 
 @dataclass(frozen=True)
@@ -75,8 +76,8 @@ class ThreadTurns:
 
 
 class Chat:
-    def __init__(self, db: Database) -> None:
-        self._db = db
+    def __init__(self, db: Database, *, max_active_runs: int = 5) -> None:
+        self._db, self._max_active = db, max_active_runs
 
     async def _owned_thread(self, session: AsyncSession, user_id: str, thread_id: str) -> ThreadRow:
         row = await session.get(ThreadRow, thread_id)
@@ -133,6 +134,7 @@ class Chat:
         opens_thread = thread_id is None
         try:
             async with self._db.session() as session:
+                await self._admit(session, user_id)
                 if thread_id is None:
                     thread_id = str(uuid.uuid4())
                     session.add(
@@ -156,18 +158,22 @@ class Chat:
                         created_at=now,
                     )
                 )
+                # The run is queued by the same transaction: a stored message always has its run.
                 session.add(
                     RunRow(
                         id=run_id,
                         thread_id=thread_id,
                         user_id=user_id,
                         message_id=message_id,
-                        status="running",
+                        status="queued",
                         created_at=now,
+                        question=content,
+                        opens_thread=opens_thread,
                     )
                 )
-        except IntegrityError:
-            # This client_message_id was seen before (or raced with a twin): the first one owns the run.
+        except (IntegrityError, TooManyRuns):
+            # This client_message_id was seen before (or raced with a twin, or is resent at the run
+            # limit after a reconnect): the first one owns the run, and gets the same ack.
             seen = await self._seen(user_id, client_message_id) if client_message_id else None
             if seen is None:
                 raise
@@ -175,6 +181,20 @@ class Chat:
         return Submission(
             message_id, thread_id, run_id, client_message_id, content, is_new=True, opens_thread=opens_thread
         )
+
+    async def _admit(self, session: AsyncSession, user_id: str) -> None:
+        """Refuse a run over the user's limit of active runs (the transaction then stores nothing).
+
+        Counted under a lock on the user's row (PostgreSQL) that is held until the run is stored, so
+        two processes admitting the same user at once count each other: the limit holds cluster-wide.
+        """
+        if not self._db.is_sqlite:  # SQLite has one writer at a time already
+            await session.execute(select(UserRow.id).where(UserRow.id == user_id).with_for_update())
+        if await active_runs(session, user_id) >= self._max_active:
+            raise TooManyRuns(
+                f"at most {self._max_active} runs at once per user; wait for one to finish",
+                retry_after_s=1.0,
+            )
 
     async def _seen(self, user_id: str, client_message_id: str) -> Submission | None:
         async with self._db.session() as session:
@@ -226,42 +246,3 @@ class Chat:
         if row is None or row.user_id != user_id:
             raise NotFound(f"no run {run_id!r}", field="run_id")
         return row
-
-    @staticmethod
-    async def finish_run(
-        session: AsyncSession,
-        *,
-        user_id: str,
-        thread_id: str,
-        run_id: str,
-        status: str,
-        last_seq: int,
-        error_code: str | None,
-        report: dict[str, Any],
-        markdown: str,
-    ) -> None:
-        """Record a run's outcome and the assistant's answer, inside the caller's transaction."""
-        now = utcnow()
-        await session.execute(
-            update(RunRow)
-            .where(RunRow.id == run_id)
-            .values(
-                status=status,
-                finished_at=now,
-                last_seq=last_seq,
-                error_code=error_code,
-                report=report,
-                report_markdown=markdown,
-            )
-        )
-        session.add(
-            MessageRow(
-                id=str(uuid.uuid4()),
-                thread_id=thread_id,
-                user_id=user_id,
-                role="assistant",
-                content=markdown,
-                run_id=run_id,
-                created_at=now,
-            )
-        )

@@ -1,4 +1,8 @@
-"""Live connections of this process: the per-user limit, and who to tell when the server shuts down."""
+"""Live connections of this process: the per-user limit, and who to tell when the server shuts down.
+
+The limit is a `ConnectionQuota`: counted in this process by default (`LocalQuota`), or across every
+process with a `RedisQuota`; either way this registry tracks the process's own connections.
+"""
 
 from __future__ import annotations
 
@@ -6,35 +10,39 @@ import asyncio
 from collections import defaultdict
 from typing import Protocol
 
-from tokenwise.errors import TooManyConnections
+from tokenwise.services.quota import ConnectionQuota, LocalQuota
 
 
 class Live(Protocol):
+    id: str  # unique per connection: its slot in the quota
+
     async def shutdown(self) -> None:
         """Tell the client the server is going away, and close."""
         ...
 
 
 class ConnectionRegistry:
-    def __init__(self, max_per_user: int) -> None:
-        self._max = max_per_user
+    def __init__(self, max_per_user: int, *, quota: ConnectionQuota | None = None) -> None:
+        # A quota given brings its own limit; `max_per_user` is the limit of the default, local one.
+        self._quota = quota if quota is not None else LocalQuota(max_per_user)
         self._by_user: defaultdict[str, set[Live]] = defaultdict(set)
         # Not authenticated yet: told about a shutdown too, so every close carries a reason.
         self._pending: set[Live] = set()
 
-    def add(self, user_id: str, connection: Live) -> None:
+    async def add(self, user_id: str, connection: Live) -> None:
         """Register a connection; TooManyConnections when the user already has the maximum."""
-        mine = self._by_user[user_id]
-        if len(mine) >= self._max:
-            raise TooManyConnections(f"at most {self._max} connections per user; close another tab or client")
-        mine.add(connection)
+        await self._quota.acquire(user_id, connection.id)
+        self._by_user[user_id].add(connection)
 
-    def remove(self, user_id: str, connection: Live) -> None:
+    async def remove(self, user_id: str, connection: Live) -> None:
+        """Unregister a connection and give its slot back."""
         mine = self._by_user.get(user_id)
-        if mine is not None:
-            mine.discard(connection)
-            if not mine:
-                del self._by_user[user_id]
+        if mine is None or connection not in mine:
+            return
+        mine.discard(connection)
+        if not mine:
+            del self._by_user[user_id]
+        await self._quota.release(user_id, connection.id)
 
     def hold(self, connection: Live) -> None:
         """Track a connection that is still in its handshake or first-message auth."""

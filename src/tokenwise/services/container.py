@@ -7,26 +7,29 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from tokenwise.agents.base import RunContext, RunOutcome, UsageSource
+from tokenwise.agents.base import NoThreadContext, RunContext, RunOutcome, ThreadContext, UsageSource
 from tokenwise.agents.language import language_model
+from tokenwise.bus import build_bus
 from tokenwise.bus.base import EventBus
-from tokenwise.bus.memory import MemoryBus
-from tokenwise.config import Settings
+from tokenwise.config import Role, Settings
 from tokenwise.db.database import Database
-from tokenwise.errors import ServiceUnavailable
 from tokenwise.metrics import Metrics
+from tokenwise.runs.event_log import EventLog
+from tokenwise.runs.executor import Executor, Pipeline
+from tokenwise.runs.queue import RunJob, RunQueue
+from tokenwise.runs.worker import Worker
 from tokenwise.security.keys import KeyRing
-from tokenwise.security.keysource import KeySource, LocalKeySource, RemoteKeySource
+from tokenwise.security.keysource import KeySource, LocalKeySource, NoKeySource, RemoteKeySource
 from tokenwise.security.secretbox import SecretBox
 from tokenwise.security.tokens import TokenIssuer, TokenVerifier
 from tokenwise.services.accounts import Accounts
 from tokenwise.services.api_keys import ApiKeys
-from tokenwise.services.chat import Chat
+from tokenwise.services.chat import Chat, ThreadTurns
 from tokenwise.services.connections import ConnectionRegistry
 from tokenwise.services.connectors import Connectors
-from tokenwise.services.event_log import EventLog
 from tokenwise.services.price_overrides import PriceOverrides
-from tokenwise.services.runs import Pipeline, Runs
+from tokenwise.services.quota import ConnectionQuota, LocalQuota, RedisQuota
+from tokenwise.services.runs import Runs
 from tokenwise.services.tickets import Tickets
 from tokenwise.usage.datasets import Datasets
 from tokenwise.usage.prices import PriceList, load_prices
@@ -46,8 +49,11 @@ class Services:
     event_log: EventLog
     chat: Chat
     runs: Runs
+    queue: RunQueue
+    worker: Worker | None
     tickets: Tickets
     connections: ConnectionRegistry
+    quota: ConnectionQuota
     datasets: Datasets
     prices: PriceList
     price_overrides: PriceOverrides
@@ -57,14 +63,19 @@ class Services:
     issuer: TokenIssuer | None = None
     accounts: Accounts | None = None
     stopping: bool = field(default=False)
+    started: bool = field(default=False)
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
-        """Wire the services for the configured role (auth, api or both)."""
+        """Wire the services for the configured role (auth, api, worker, or all in one process)."""
         from tokenwise.agents.supervisor import run_pipeline
         from tokenwise.agents.tooling import with_step_delay
 
-        db = Database(settings.resolved_database_url)
+        db = Database(
+            settings.resolved_database_url,
+            pool_size=settings.db_pool_size,
+            max_overflow=settings.db_max_overflow,
+        )
         http = httpx.AsyncClient()
         keyring = issuer = accounts = None
         if settings.serves_auth:
@@ -80,7 +91,9 @@ class Services:
             accounts = Accounts(db, issuer, refresh_ttl_s=settings.refresh_token_ttl_s)
         keys: KeySource
         if keyring is not None:
-            keys = LocalKeySource(keyring)
+            keys = LocalKeySource(keyring, reload=settings.resolved_key_dir)
+        elif settings.role is Role.WORKER:
+            keys = NoKeySource()  # a worker verifies no tokens
         else:
             if not settings.auth_url:
                 raise ValueError("role=api needs TOKENWISE_AUTH_URL, the auth service's base URL")
@@ -89,15 +102,21 @@ class Services:
                 http,
                 ttl_s=settings.jwks_cache_ttl_s,
             )
-        bus = MemoryBus()
+        bus = build_bus(settings.bus_url)
+        if settings.role in (Role.API, Role.WORKER) and settings.bus_url in ("", "memory://"):
+            log.warning(
+                "role=%s on the in-process bus: runs executed by other processes reach this one's clients "
+                "only when they resume; set TOKENWISE_BUS_URL=redis://… for a cluster",
+                settings.role.value,
+            )
         event_log = EventLog(db, bus)
-        chat = Chat(db)
+        chat = Chat(db, max_active_runs=settings.max_active_runs_per_user)
 
         prices = load_prices(settings.prices_file)
         price_overrides = PriceOverrides(db, prices)
         datasets = Datasets(
             db,
-            settings.data_dir,
+            settings.resolved_blob_dir,
             max_upload_bytes=settings.max_upload_bytes,
             max_event_batch=settings.max_event_batch,
             prices=prices,
@@ -139,6 +158,47 @@ class Services:
         pipeline: Pipeline = worded
         if settings.test_step_delay_ms:  # TEST ONLY; Settings refuses it outside development
             pipeline = with_step_delay(worded, settings.test_step_delay_ms / 1000)
+
+        def thread_for(job: RunJob) -> ThreadContext:
+            # a new thread has no earlier turns: no query on the way to the answer
+            if job.opens_thread:
+                return NoThreadContext()
+            return ThreadTurns(chat, job.user_id, job.thread_id, job.run_id)
+
+        # The per-user connection limit holds across processes when they share Redis.
+        quota: ConnectionQuota = (
+            LocalQuota(settings.max_connections_per_user)
+            if settings.bus_url in ("", "memory://")
+            else RedisQuota(settings.bus_url, settings.max_connections_per_user)
+        )
+        queue = RunQueue(db, lease_s=settings.lease_s)
+        worker: Worker | None = None
+        published: list[Worker] = []
+        executor = Executor(
+            db,
+            event_log,
+            queue,
+            bus,
+            pipeline,
+            usage_for,
+            thread_for,
+            recovery=settings.recovery,
+            on_finished=metrics.run_finished,
+            on_published=lambda run_id: published[0].published(run_id) if published else None,
+        )
+        if settings.runs_worker:
+            worker = Worker(
+                queue,
+                executor,
+                event_log,
+                bus,
+                concurrency=settings.worker_concurrency,
+                lease_s=settings.lease_s,
+                poll_s=settings.worker_poll_s,
+                # a worker beside others hands its runs over; the embedded one has nobody to hand to
+                hand_back=settings.role is Role.WORKER,
+            )
+            published.append(worker)
         return cls(
             settings=settings,
             db=db,
@@ -149,9 +209,12 @@ class Services:
             bus=bus,
             event_log=event_log,
             chat=chat,
-            runs=Runs(db, event_log, bus, chat, pipeline, usage_for, metrics.run_finished),
+            runs=Runs(chat, queue, bus, executor, worker),
+            queue=queue,
+            worker=worker,
             tickets=Tickets(db, ttl_s=settings.ws_ticket_ttl_s),
-            connections=ConnectionRegistry(settings.max_connections_per_user),
+            connections=ConnectionRegistry(settings.max_connections_per_user, quota=quota),
+            quota=quota,
             datasets=datasets,
             prices=prices,
             price_overrides=price_overrides,
@@ -163,24 +226,33 @@ class Services:
         )
 
     async def start(self) -> None:
+        await self.bus.start()
         self.event_log.start()
-        if self.settings.serves_api and isinstance(self.bus, MemoryBus):
-            try:
-                if recovered := await self.runs.recover_interrupted():
-                    log.warning("ended %d run(s) interrupted by the previous shutdown", recovered)
-            except ServiceUnavailable as exc:
-                log.warning("could not check for interrupted runs: %s", exc.message)
+        if self.worker is not None:
+            await self.worker.start()
         if self.settings.serves_api:
             self.connectors.start()
         try:
             await self.keys.check()
         except Exception as exc:
             log.warning("auth keys not available yet: %s", exc)
+        self.started = True
+
+    async def drain(self, grace_s: float) -> None:
+        """Stop taking work: the worker finishes or hands back its runs; stored events go out."""
+        self.stopping = True
+        if self.worker is not None:
+            await self.worker.drain(grace_s)
+        await self.event_log.flush()
 
     async def stop(self) -> None:
         await self.connectors.stop()
-        await self.runs.stop(self.settings.shutdown_grace_s)
+        if self.worker is not None:
+            if not self.stopping:
+                await self.worker.drain(self.settings.shutdown_grace_s)
+            await self.worker.stop()
         await self.event_log.stop()
+        await self.quota.close()
         await self.bus.close()
         await self.http.aclose()
         self.datasets.engine.close()  # runs have ended: no query holds a cursor of it

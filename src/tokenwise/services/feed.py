@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 from tokenwise.bus.base import EventBus, Overflowed, Subscription
-from tokenwise.services.event_log import EventLog
+from tokenwise.runs.event_log import EventLog
 from tokenwise.session.delivery import DeliveryTracker, Verdict
 from tokenwise.session.events import RunEvent
 
@@ -67,11 +67,14 @@ class Feed:
             self.tracker.follow(run_id, after_seq)
             await self._replay(run_id, after_seq)
 
-    async def start_run(self, run_id: str, announce: Callable[[], Awaitable[None]]) -> None:
-        """Send the run's announcement (the ack), then follow the run from its first event."""
+    async def start_run(self, submit: Callable[[], Awaitable[str | None]]) -> str | None:
+        """Store and announce a run (`submit` returns its id once the ack is sent, None for no new run),
+        then follow it from its first event; no event of the run can overtake its announcement."""
         async with self._lock:
-            await announce()
-            self.tracker.follow(run_id, 0)
+            run_id = await submit()
+            if run_id is not None:
+                self.tracker.follow(run_id, 0)
+            return run_id
 
     async def pump(self) -> None:
         """Deliver live events until cancelled."""

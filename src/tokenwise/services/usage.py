@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +16,14 @@ class NoUsageData:
     prices: PriceBook = NO_PRICES
     engine: Engine | None = None
 
-    async def parquet_paths(self) -> list[Path]:
+    async def parquet_paths(self, only: Collection[str] | None = None) -> list[Path]:
         return []
 
     async def default_models(self) -> dict[str, str]:
         return {}
 
     async def datasets(self) -> list[dict[str, Any]]:
+        return []
+
+    async def excluded(self) -> list[dict[str, Any]]:
         return []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Collection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +19,9 @@ if TYPE_CHECKING:
 class DatasetUsage:
     """One user's datasets as the agents and the analysis see them (implements agents.base.UsageSource).
 
-    The dataset rows are read once per instance: one run sees one consistent set of files.
+    Only the datasets the user includes (`included`, the data page's checkbox) are read; the excluded
+    ones are only named, so that an answer can say what it left out. The dataset rows are read once per
+    instance: one run sees one consistent set of files.
     """
 
     def __init__(self, datasets: Datasets, user_id: str) -> None:
@@ -37,22 +40,31 @@ class DatasetUsage:
             self._rows = rows  # only now: a concurrent reader never sees rows without their prices
         return self._rows
 
+    async def _included(self) -> list[DatasetRow]:
+        return [row for row in await self._all() if row.included is not False]
+
     async def row_count(self) -> int:
-        return sum(row.row_count for row in await self._all())
+        return sum(row.row_count for row in await self._included())
 
     async def datasets(self) -> list[dict[str, Any]]:
-        """Each dataset as the API shows it (name, format, rows, period, model, mapping)."""
-        return [dataset_json(row) for row in await self._all()]
+        """Each included dataset as the API shows it (name, format, rows, period, model, mapping, grain)."""
+        return [dataset_json(row) for row in await self._included()]
 
-    async def parquet_paths(self) -> list[Path]:
-        """Every normalized Parquet file of the user (absolute paths), all with `schema.COLUMNS`."""
-        return [path for row in await self._all() for path in self._datasets.files_of(row)]
+    async def excluded(self) -> list[dict[str, Any]]:
+        """The datasets the user left out of their questions, as the API shows them."""
+        return [dataset_json(row) for row in await self._all() if row.included is False]
+
+    async def parquet_paths(self, only: Collection[str] | None = None) -> list[Path]:
+        """The normalized Parquet files of the included datasets (of those whose id is in `only`, if given),
+        absolute paths, all with `schema.COLUMNS`."""
+        rows = [row for row in await self._included() if only is None or row.id in only]
+        return [path for row in rows for path in self._datasets.files_of(row)]
 
     async def default_models(self) -> dict[str, str]:
         """`os.fspath(path) -> model` of files whose dataset names a model (for rows that name none)."""
         return {
             os.fspath(path): row.model
-            for row in await self._all()
+            for row in await self._included()
             if row.model
             for path in self._datasets.files_of(row)
         }

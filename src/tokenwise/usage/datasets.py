@@ -11,6 +11,11 @@ The model a user names at import fills the `model` column of rows that have none
 dataset's `model`. Naming it later (`set_model`) does not rewrite the file: the analysis applies
 `DatasetUsage.default_models()` as `COALESCE(model, default)`. With neither, `model` stays NULL and the
 agents ask for it.
+
+Questions cover only the datasets the user includes (`included`, true by default; `set_included`): the
+others stay stored, still count when a later import looks for rows it already has, and are named in
+answers as left out. `dataset_json` also says a dataset's grain: `bucketed` (time buckets of a usage or
+cost report, not requests) and `request_counts` (whether such a report counts its requests).
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from tokenwise.analysis.sql import Engine
 from tokenwise.db.database import Database
 from tokenwise.db.tables import DatasetRow
 from tokenwise.errors import Conflict, InvalidInput, NotFound, TooLarge
+from tokenwise.usage import formats
 from tokenwise.usage import ingest as ingest_mod
 from tokenwise.usage.normalize import Options
 from tokenwise.usage.overlap import Known, keys_path
@@ -55,6 +61,9 @@ _IMPORT_SLOTS = 2
 def dataset_json(row: DatasetRow) -> dict[str, Any]:
     """A dataset as the API shows it, mapping included."""
     details = row.details or {}
+    bucketed, request_counts = formats.grain(row.detected_format)
+    if details.get("bucketed") and not bucketed:  # bucketed by its `bucket_start` column, not its format
+        bucketed, request_counts = True, False
     return {
         "id": row.id,
         "name": row.name,
@@ -75,6 +84,10 @@ def dataset_json(row: DatasetRow) -> dict[str, Any]:
         "timestamps": details.get("timestamps"),
         "content_hash": row.content_hash,
         "skipped_rows": details.get("skipped_rows", {"request_id": 0, "bucket": 0, "total": 0}),
+        "included": row.included is not False,
+        # Rows are time buckets of a usage or cost report, not requests; and whether requests are counted.
+        "bucketed": bucketed,
+        "request_counts": request_counts,
     }
 
 
@@ -142,6 +155,13 @@ class Datasets:
         async with self.db.session() as session:
             row = await _owned(session, user_id, dataset_id)
             row.model = model
+        return row
+
+    async def set_included(self, user_id: str, dataset_id: str, included: bool) -> DatasetRow:
+        """Whether questions cover the dataset (its rows stay stored either way)."""
+        async with self.db.session() as session:
+            row = await _owned(session, user_id, dataset_id)
+            row.included = included
         return row
 
     async def rename(self, user_id: str, dataset_id: str, name: str) -> DatasetRow:
@@ -441,6 +461,7 @@ def _details(result: ingest_mod.IngestResult) -> dict[str, Any]:
     skipped = result.skipped
     details = {k: description[k] for k in ("columns", "timestamps", "format_title")}
     details["notes"] = notes
+    details["bucketed"] = result.bucket_keys
     details["skipped_rows"] = {"request_id": skipped.request_id, "bucket": skipped.bucket,
                                "total": skipped.total}  # fmt: skip
     return details

@@ -30,6 +30,9 @@ class Format:
     zero_output_is_error: bool = False  # a row with no output tokens is a failed request
     usage_rows_only: bool = False  # rows without any token count (spans, events) are not requests
     cost_may_be_nano: bool = False  # a `cost` column can be integer USD x 1e9 (Helicone's ClickHouse)
+    # A usage or cost report: rows are time buckets per grouping, not requests (see `bucketed`).
+    bucketed: bool = False
+    request_counts: bool = True  # a bucketed format that still counts its requests exactly
     notes: tuple[str, ...] = ()
 
     def matches(self, normalized: set[str]) -> bool:
@@ -81,6 +84,7 @@ FORMATS: tuple[Format, ...] = (
         {"ts": "timestamp", "api_key": "apikeyid", "project": "projectid", "user_tag": "userid",
          "batch": "batch"},
         provider="openai",
+        bucketed=True,
         notes=(
             "Usage API buckets are aggregates: each bucket's requests are spread evenly over the bucket, "
             "with equal shares of its tokens: totals and request counts are exact, request sizes averages.",
@@ -95,6 +99,8 @@ FORMATS: tuple[Format, ...] = (
         {"ts": "bucketstart", "cost_usd": "amountusd", "feature": "lineitem", "project": "projectid",
          "api_key": "apikeyid"},
         provider="openai",
+        bucketed=True,
+        request_counts=False,
         notes=(
             "`amount.value` is the cost in USD (currency `usd`); each row is one line item of a bucket, not "
             "a request: spend, trends and breakdowns are exact, request counts and tokens are not known.",
@@ -109,6 +115,8 @@ FORMATS: tuple[Format, ...] = (
          "cache_write_1h_tokens": "cachecreation1hinputtokens", "output_tokens": "outputtokens",
          "project": "workspaceid", "api_key": "apikeyid", "batch": "servicetier"},
         provider="anthropic",
+        bucketed=True,
+        request_counts=False,
         notes=(
             "Input = uncached_input_tokens + cache_read_input_tokens + cache_creation (5-minute and 1-hour "
             "writes, each priced at its own rate).",
@@ -124,6 +132,8 @@ FORMATS: tuple[Format, ...] = (
         (("bucketstart", "amountcents", "amountusd"),),
         {"ts": "bucketstart", "cost_usd": "amountusd", "feature": "description", "project": "workspaceid"},
         provider="anthropic",
+        bucketed=True,
+        request_counts=False,
         notes=(
             "`amount` is a decimal string in cents: divided by 100 into USD.",
             "Each row is one cost line of a day, not a request: spend, trends and breakdowns are exact, "
@@ -138,7 +148,8 @@ FORMATS: tuple[Format, ...] = (
         notes=(
             "One row per GenAI span (gen_ai.request.model / gen_ai.usage.*); other spans are left out.",
             "ts is the span start; latency = end - start (nanoseconds to milliseconds); "
-            "gen_ai.usage.input_tokens includes cache reads (gen_ai.usage.cache_read.input_tokens).",
+            "gen_ai.usage.input_tokens includes cache reads (gen_ai.usage.cache_read.input_tokens) and "
+            "writes (gen_ai.usage.cache_creation.input_tokens), priced at the cached and cache-write rates.",
         ),
     ),
     Format(
@@ -289,3 +300,9 @@ FORMATS: tuple[Format, ...] = (
     ),
 )
 # fmt: on
+
+
+def grain(format_name: str | None) -> tuple[bool, bool]:
+    """(bucketed, request counts known) of a detected format; unknown names are per-request logs."""
+    found = next((f for f in FORMATS if f.name == format_name), None)
+    return (found.bucketed, found.request_counts) if found is not None else (False, True)

@@ -6,8 +6,12 @@ carries token usage (`gen_ai.usage.*`); any other span (HTTP handlers, database 
 parent span) is ignored and only counted. A GenAI span whose values cannot be read is rejected, with
 the reason, and the others go on.
 
-Units follow the GenAI semantic conventions: `gen_ai.usage.input_tokens` includes cached input tokens
-(`gen_ai.usage.cache_read.input_tokens` SHOULD be part of it), which is also the normalized schema's rule.
+Units follow the GenAI semantic conventions: `gen_ai.usage.input_tokens` includes the input read from and
+written to a provider's prompt cache (`gen_ai.usage.cache_read.input_tokens` and
+`gen_ai.usage.cache_creation.input_tokens` SHOULD be part of it), which is also the normalized schema's
+rule; reads are priced at the cached rate and writes at the cache-write rate. An instrumentation that
+reports input without the cache (as Anthropic's API does) is recognised by an input smaller than its
+cache reads and writes together: those are added to it.
 """
 
 from __future__ import annotations
@@ -38,6 +42,12 @@ CACHED_KEYS = (
     "gen_ai.usage.cache_read.input_tokens",
     "gen_ai.usage.cache_read_input_tokens",
     "gen_ai.usage.cached_tokens",
+)
+# Writes to the prompt cache (Anthropic's cache_creation_input_tokens): the conventions' name, then
+# OpenLLMetry's. No convention tells 5-minute from 1-hour writes: they are priced as 5-minute writes.
+CACHE_WRITE_KEYS = (
+    "gen_ai.usage.cache_creation.input_tokens",
+    "gen_ai.usage.cache_creation_input_tokens",
 )
 USER_KEYS = ("user.id", "enduser.id", "gen_ai.user.id")
 FEATURE_KEYS = ("service.name",)
@@ -153,6 +163,10 @@ def usage_record(span: Span, attributes: Mapping[str, Any]) -> dict[str, Any]:
     input_tokens, output_tokens = _count(attributes, INPUT_KEYS), _count(attributes, OUTPUT_KEYS)
     if input_tokens is None and output_tokens is None and not failed:
         raise _Rejected(f"no token usage ({INPUT_KEYS[0]} / {OUTPUT_KEYS[0]})")
+    cached, written = _count(attributes, CACHED_KEYS), _count(attributes, CACHE_WRITE_KEYS)
+    cache = (cached or 0) + (written or 0)
+    if cache and (input_tokens or 0) < cache:
+        input_tokens = (input_tokens or 0) + cache  # reported without the cache (see the module docstring)
     trace_id, span_id = span.trace_id.hex(), span.span_id.hex()
     return {
         "ts": start.isoformat(),
@@ -161,7 +175,8 @@ def usage_record(span: Span, attributes: Mapping[str, Any]) -> dict[str, Any]:
         # A call that failed before any usage was reported still counts as a request, with no tokens.
         "input_tokens": input_tokens or 0,
         "output_tokens": output_tokens or 0,
-        "cached_input_tokens": _count(attributes, CACHED_KEYS),
+        "cached_input_tokens": cached,
+        "cache_write_tokens": written,
         "latency_ms": latency_ms,
         "status": "error" if failed else "ok",
         "user": _text(attributes, USER_KEYS),

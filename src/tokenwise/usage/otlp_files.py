@@ -19,8 +19,9 @@ from tokenwise.usage import otel
 from tokenwise.usage.sources import open_text
 
 TABLE = "otlp_spans"
-COLUMNS = ("ts", "model", "provider", "input_tokens", "output_tokens", "cached_input_tokens", "latency_ms",
-           "status", "user", "feature", "request_id", "span_source")  # fmt: skip
+COLUMNS = ("ts", "model", "provider", "input_tokens", "output_tokens", "cached_input_tokens",
+           "cache_write_tokens", "latency_ms", "status", "user", "feature", "request_id",
+           "span_source")  # fmt: skip
 
 
 def is_otlp(structure: dict[str, Any]) -> bool:

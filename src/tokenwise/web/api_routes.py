@@ -68,7 +68,7 @@ async def post_message(
         claims.user_id, body.content, thread_id=thread_id, client_message_id=body.client_message_id
     )
     if submission.is_new:
-        services.runs.start(claims.user_id, submission)
+        await services.runs.wake()
     return {"message_id": submission.message_id, "run_id": submission.run_id, "thread_id": thread_id}
 
 
@@ -92,7 +92,7 @@ async def run_events(
 @router.post("/runs/{run_id}/cancel", status_code=202)
 async def cancel_run(run_id: str, claims: CurrentClaims, services: AppServices) -> dict[str, Any]:
     run = await services.runs.cancel(claims.user_id, run_id)
-    return {"run_id": run_id, "status": "cancelling" if run.status == "running" else run.status}
+    return {"run_id": run_id, "status": "cancelling" if run.status in ("queued", "running") else run.status}
 
 
 @router.post("/ws/ticket")

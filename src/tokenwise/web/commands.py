@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from tokenwise.errors import AuthenticationError, Conflict, TokenExpired
+from tokenwise.errors import AuthenticationError, Conflict, TokenExpired, TooManyRuns
 from tokenwise.faults import FaultPoint, trip
 from tokenwise.services.chat import message_json
 from tokenwise.session import frames
@@ -32,27 +32,40 @@ async def user_message(conn: ChatConnection, frame: frames.UserMessage) -> None:
             }
         )
         return
-    submission = await services.chat.submit(
-        conn.user_id, frame.content, thread_id=frame.thread_id, client_message_id=frame.client_message_id
-    )
-    ack = {
-        "type": "ack",
-        "client_message_id": submission.client_message_id,
-        "message_id": submission.message_id,
-        "thread_id": submission.thread_id,
-        "run_id": submission.run_id,
-    }
-    if not submission.is_new:
-        await conn.send(ack)  # a repeated client_message_id: the same ack, and no second run
-        return
-    # The ack goes out before the run exists, so no event of the run can overtake it.
+    queued = False
+
+    async def submit_and_ack() -> str | None:
+        nonlocal queued
+        submission = await services.chat.submit(
+            conn.user_id, frame.content, thread_id=frame.thread_id, client_message_id=frame.client_message_id
+        )
+        queued = submission.is_new
+        await conn.send(
+            {
+                "type": "ack",
+                "client_message_id": submission.client_message_id,
+                "message_id": submission.message_id,
+                "thread_id": submission.thread_id,
+                "run_id": submission.run_id,
+            }
+        )
+        # A repeated client_message_id gets the same ack, and no second run.
+        return submission.run_id if submission.is_new else None
+
     try:
-        await conn.feed.start_run(submission.run_id, lambda: conn.send(ack))
-        conn.submitted(submission.run_id)
+        # Stored, queued and acked under the feed's lock: a worker may publish the run's first event
+        # before the ack is sent, and the feed holds it back until the ack is out.
+        run_id = await conn.feed.start_run(submit_and_ack)
+        if run_id is not None:
+            conn.submitted(run_id)
+    except TooManyRuns as exc:
+        exc.details["client_message_id"] = frame.client_message_id  # which message was not taken
+        raise
     finally:
-        # The message is stored: its run starts even if the ack could not be sent (connection gone).
-        # Resending the client_message_id after reconnecting returns the same ack, then resume.
-        services.runs.start(conn.user_id, submission)
+        if queued:
+            # The run is queued: it starts even if the ack could not be sent (connection gone).
+            # Resending the client_message_id after reconnecting returns the same ack, then resume.
+            await services.runs.wake()
 
 
 async def ping(conn: ChatConnection, _frame: frames.Ping) -> None:
@@ -66,7 +79,7 @@ async def resume(conn: ChatConnection, frame: frames.Resume) -> None:
 
 async def stop_agent(conn: ChatConnection, frame: frames.StopAgent) -> None:
     run = await conn.services.runs.cancel(conn.user_id, frame.run_id)
-    if run.status != "running":
+    if run.status not in ("queued", "running"):
         raise Conflict(f"run {run.id} already ended ({run.status})", field="run_id", run_id=run.id)
 
 

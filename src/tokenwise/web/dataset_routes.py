@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Request, Response
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, Field, StrictBool, StringConstraints
 
 from tokenwise.errors import InvalidInput
 from tokenwise.usage.datasets import dataset_json
@@ -31,10 +31,12 @@ class WorkloadEvents(BaseModel):
 
 
 class DatasetChange(BaseModel):
-    """`{"name"}` renames; `{"model"}` names (null: clears) the model of rows that have none; or both."""
+    """`{"name"}` renames; `{"model"}` names (null: clears) the model of rows that have none; `{"included"}`
+    chooses whether questions cover the dataset; any of them together."""
 
     model: ModelName | None = None
     name: DatasetName | None = None
+    included: StrictBool | None = None
 
 
 def _mapping(upload: Upload) -> dict[str, str | None] | None:
@@ -102,17 +104,25 @@ async def get_dataset(dataset_id: str, claims: ReadCaller, services: AppServices
 async def change_dataset(
     dataset_id: str, body: DatasetChange, claims: CurrentClaims, services: AppServices
 ) -> dict[str, Any]:
-    """Rename the dataset, and/or name (or clear) the model of its rows that have none."""
+    """Rename the dataset, name (or clear) the model of its rows that have none, include or exclude it."""
     changes = body.model_fields_set
     if not changes:
-        raise InvalidInput('send {"name": ...} to rename, or {"model": ...} to set the model', field="body")
+        raise InvalidInput(
+            'send {"name": ...} to rename, {"model": ...} to set the model, or {"included": true|false} '
+            "to choose whether questions cover the dataset",
+            field="body",
+        )
     if "name" in changes and body.name is None:
         raise InvalidInput("name: a dataset needs a name", field="name")
+    if "included" in changes and body.included is None:
+        raise InvalidInput("included: expected true or false", field="included")
     datasets = services.datasets
     if body.name is not None:
         row = await datasets.rename(claims.user_id, dataset_id, body.name)
     if "model" in changes:
         row = await datasets.set_model(claims.user_id, dataset_id, body.model)
+    if body.included is not None:
+        row = await datasets.set_included(claims.user_id, dataset_id, body.included)
     return dataset_json(row)
 
 

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 
 from tokenwise import __version__
+from tokenwise.config import Role
 from tokenwise.errors import ServiceUnavailable
 from tokenwise.web.deps import AppServices
 
@@ -29,17 +30,28 @@ async def ready(services: AppServices) -> JSONResponse:
         checks["database"] = {"status": "ok"}
     except ServiceUnavailable as exc:
         checks["database"] = {"status": "failing", "message": exc.message}
+    if services.settings.role is not Role.WORKER:
+        try:
+            await services.keys.check()
+            checks["auth"] = {"status": "ok"}
+        except ServiceUnavailable as exc:
+            checks["auth"] = {
+                "status": "failing",
+                "message": exc.message,
+                "issuer_url": services.settings.auth_url or services.settings.resolved_public_url,
+            }
     try:
-        await services.keys.check()
-        checks["auth"] = {"status": "ok"}
+        await services.bus.ping()
+        checks["bus"] = {"status": "ok"}
     except ServiceUnavailable as exc:
-        checks["auth"] = {
-            "status": "failing",
-            "message": exc.message,
-            "issuer_url": services.settings.auth_url or services.settings.resolved_public_url,
-        }
-    failing = [name for name, check in checks.items() if check["status"] != "ok"]
-    body = {"status": "failing" if failing else "ok", "failing": failing, "checks": checks}
+        # Live events still arrive from storage within seconds: degraded, not failing.
+        checks["bus"] = {"status": "degraded", "message": exc.message}
+    if services.worker is not None:
+        checks["worker"] = {"status": "ok", "runs": str(services.worker.running())}
+    failing = [name for name, check in checks.items() if check["status"] == "failing"]
+    degraded = [name for name, check in checks.items() if check["status"] == "degraded"]
+    status = "failing" if failing else "degraded" if degraded else "ok"
+    body = {"status": status, "failing": failing, "degraded": degraded, "checks": checks}
     return JSONResponse(body, status_code=503 if failing else 200)
 
 

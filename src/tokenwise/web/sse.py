@@ -63,7 +63,7 @@ async def stream_run(
     """Every event after Last-Event-ID (or `after_seq`), live ones included, ending after the final one."""
     run = await services.chat.get_run(claims.user_id, run_id)
     start = last_event_id if last_event_id is not None else after_seq
-    if run.status != "running" and start >= run.last_seq:
+    if run.status not in ("queued", "running") and start >= run.last_seq:
         # The final event was already delivered (an EventSource reconnects whenever a stream ends): 204
         # tells it to stop, where an open stream would wait for ever for events that never come.
         return Response(status_code=204)

@@ -195,7 +195,7 @@ class ChatConnection:
     async def _serve_authenticated(self) -> int:
         services = self.services
         try:
-            services.connections.add(self.user_id, self)
+            await services.connections.add(self.user_id, self)
         except TokenwiseError as exc:
             services.metrics.rejected(errors.CLOSE_TOO_MANY_CONNECTIONS)
             await self.fail(exc)
@@ -230,7 +230,7 @@ class ChatConnection:
                 self._expiry.cancel()
             if self._feed is not None:
                 await self._feed.close()
-            services.connections.remove(self.user_id, self)
+            await services.connections.remove(self.user_id, self)
             services.metrics.connection_closed(code)
         return code
 
@@ -262,7 +262,13 @@ class ChatConnection:
                 continue
             try:
                 await handle(self, frame)
-            except (errors.NotFound, errors.InvalidInput, errors.Conflict, AuthenticationError) as exc:
+            except (
+                errors.NotFound,
+                errors.InvalidInput,
+                errors.Conflict,
+                errors.RateLimited,
+                AuthenticationError,
+            ) as exc:
                 await self.fail_open(exc)
 
     async def fail_open(self, error: TokenwiseError) -> None:

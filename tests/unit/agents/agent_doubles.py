@@ -6,7 +6,7 @@ import asyncio
 import atexit
 import shutil
 import tempfile
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -103,8 +103,8 @@ class Usage:
         self.models: dict[str, str] = {}
         self.engine = None  # each query opens a database of its own
 
-    async def parquet_paths(self) -> list[Path]:
-        return list(self.paths)
+    async def parquet_paths(self, only: Collection[str] | None = None) -> list[Path]:
+        return [path for i, path in enumerate(self.paths) if only is None or f"ds-{i}" in only]
 
     async def default_models(self) -> dict[str, str]:
         return dict(self.models)
@@ -122,6 +122,9 @@ class Usage:
             }
             for i, path in enumerate(self.paths)
         ]
+
+    async def excluded(self) -> list[dict[str, Any]]:
+        return []
 
 
 def make_ctx(question: str = "How can we reduce our LLM costs?", rows: int = 0) -> RunContext:

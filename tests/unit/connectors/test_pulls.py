@@ -50,6 +50,20 @@ def test_requests_name_the_window_width_groups_and_page() -> None:
     assert pulls.window_start((D0 + DAY).isoformat(), now) == D0 + DAY
 
 
+def test_a_sync_pulls_the_last_closed_days_again_whatever_its_cursor() -> None:
+    now = D0 + 3 * DAY + timedelta(hours=5)  # today is D0 + 3 days, still open
+    trailing = D0 + 3 * DAY - pulls.REPULL_CLOSED_DAYS * DAY
+    assert pulls.REPULL_CLOSED_DAYS == 2
+    assert pulls.window_start((D0 + 3 * DAY).isoformat(), now) == trailing  # the cursor is today
+    assert pulls.window_start((D0 + 4 * DAY).isoformat(), now) == trailing
+    assert pulls.window_start(D0.isoformat(), now) == D0  # an older cursor (a page limit) is kept
+    # Re-pulled days replace the stored ones: a revised day is stored once, with its new figures.
+    stored = [openai_bucket(0, 1.0), openai_bucket(1, 2.0), openai_bucket(2, 3.0)]
+    merged = pulls.merge(Kind.OPENAI_COSTS, stored, [openai_bucket(1, 2.5), openai_bucket(2, 3.0, 0.5)])
+    amounts = [[r["amount"]["value"] for r in bucket["results"]] for bucket in merged]
+    assert amounts == [[1.0], [2.5], [3.0, 0.5]]
+
+
 def test_pages_are_read_and_anything_else_refused() -> None:
     page = pulls.read_page(Kind.OPENAI_COSTS, {"data": [openai_bucket(0, 1.0)], "has_more": True,
                                                 "next_page": "page_2"})  # fmt: skip

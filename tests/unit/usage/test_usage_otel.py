@@ -73,6 +73,7 @@ def test_a_chat_span_becomes_one_record_with_every_field() -> None:
             "input_tokens": 1200,
             "output_tokens": 300,
             "cached_input_tokens": 1024,
+            "cache_write_tokens": None,
             "latency_ms": 1500.0,
             "status": "ok",
             "user": "alice",
@@ -95,6 +96,25 @@ def test_older_attribute_names_and_string_numbers_are_read() -> None:
     assert record["provider"] == "anthropic"
     assert (record["input_tokens"], record["output_tokens"], record["cached_input_tokens"]) == (800, 50, 400)
     assert record["user"] == "bob"
+
+
+def test_cache_writes_are_kept_apart_under_either_name() -> None:
+    base = {"gen_ai.request.model": "claude-sonnet-4-5", "gen_ai.usage.output_tokens": 90}
+    spans = [
+        {**base, "gen_ai.usage.input_tokens": 5000, "gen_ai.usage.cache_read.input_tokens": 3000,
+         "gen_ai.usage.cache_creation.input_tokens": 1500},
+        {**base, "gen_ai.usage.input_tokens": 5000, "gen_ai.usage.cache_read_input_tokens": 3000,
+         "gen_ai.usage.cache_creation_input_tokens": 1500},
+        # Reported without the cache (input smaller than reads and writes): they are added to it.
+        {**base, "gen_ai.usage.input_tokens": 500, "gen_ai.usage.cache_read_input_tokens": 3000,
+         "gen_ai.usage.cache_creation_input_tokens": 1500},
+        {**base, "gen_ai.usage.cache_creation.input_tokens": 700},  # no input count: the writes are the input
+    ]  # fmt: skip
+    records = extract(request(*(span(n + 1, attrs) for n, attrs in enumerate(spans)))).records
+    counts = [(r["input_tokens"], r["cached_input_tokens"], r["cache_write_tokens"]) for r in records]
+    assert counts == [(5000, 3000, 1500), (5000, 3000, 1500), (5000, 3000, 1500), (700, None, 700)]
+    bad = {**base, "gen_ai.usage.input_tokens": 10, "gen_ai.usage.cache_creation.input_tokens": -3}
+    assert extract(request(span(9, bad))).rejected == 1
 
 
 def test_span_attributes_win_over_resource_attributes() -> None:

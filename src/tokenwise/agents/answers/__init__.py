@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from tokenwise.agents import grain
 from tokenwise.agents.answers import periods, scenarios, totals
 from tokenwise.agents.answers.words import DIMENSION_NAMES, JSON, figure, safe, subject, when
 from tokenwise.analysis.plan import QueryPlan
@@ -43,6 +44,12 @@ def write(plan: QueryPlan, result: JSON, scenario: JSON | None = None) -> JSON:
     }
     if plan.unknown:
         return {**base, **unknown(plan, result)}
+    found = result.get("grain") if isinstance(result.get("grain"), dict) else None
+    if found is not None and found.get("unanswerable"):
+        missing = [f"per-request data ({found['why']})"]
+        text = grain.unanswerable_text(found)
+        return {**base, "text": text, "figures": [], "answerable": False, "missing": missing}
+    base["readings"] = [*base["readings"], *grain.readings(found)]
     if result.get("empty") and plan.intent not in ("forecast",):
         data = result.get("data") or {}
         covers = (
@@ -51,6 +58,8 @@ def write(plan: QueryPlan, result: JSON, scenario: JSON | None = None) -> JSON:
             else " There is no usage data yet."
         )
         text = f"No request matches {subject(plan)} {when(plan)}.{covers}"
+        if found is not None and found.get("left_out"):
+            text += grain.mixed_text(found)
         return {**base, "text": text, "figures": [figure("Requests", 0, "requests")], "answerable": False}
     if result.get("missing"):
         return {**base, **scenarios.missing(result["missing"])}
@@ -59,6 +68,8 @@ def write(plan: QueryPlan, result: JSON, scenario: JSON | None = None) -> JSON:
         out = {**base, **scenarios.what_if(plan, result, scenario)}
     else:
         out = {**base, **writer(plan, result)}
+    if found is not None and found.get("left_out"):
+        out["text"] += grain.mixed_text(found)
     if plan.unanswerable:
         parts = ", ".join(f"'{safe(p, 40)}'" for p in plan.unanswerable)
         out["text"] += (

@@ -1,7 +1,9 @@
-// The "Data" dialog: the user's datasets and the API keys their machines send usage with, each part
-// loading and changing its own list through the HTTP API.
+// The "Data" dialog: the user's datasets, the connectors that pull provider reports into datasets of
+// their own, and the API keys their machines send usage with, each part loading and changing its own
+// list through the HTTP API.
 
 import { h } from "./dom.js";
+import { ConnectorList } from "./connectors.js";
 import { DatasetList } from "./datasets.js";
 import { KeyList } from "./keys.js";
 
@@ -10,13 +12,16 @@ export class DataPanel {
   constructor(parts, hooks) {
     Object.assign(this, parts);
     this.datasets = new DatasetList(hooks);
+    // A sync or a delete made, refreshed or removed the connector's dataset: show it.
+    this.connectors = new ConnectorList({ ...hooks, changed: () => this.datasets.refresh() });
     this.keys = new KeyList(hooks);
     this.title = h("h2", { id: "data-title", tabindex: "-1" }, "Data");
     const close = h("button", { type: "button", class: "secondary", onclick: () => this.close() }, "Close");
-    this.dialog.replaceChildren(this.title, this.datasets.el, this.keys.el, h("div", { class: "dialog-actions" }, close));
+    this.dialog.replaceChildren(this.title, this.datasets.el, this.connectors.el, this.keys.el, h("div", { class: "dialog-actions" }, close));
     this.button.addEventListener("click", () => this.open());
     this.dialog.addEventListener("close", () => {
       this.keys.forget();
+      this.connectors.forget();
       // Back to the button that opened it, unless the app itself is gone (signed out).
       if (!this.button.closest("[hidden]")) this.button.focus();
     });
@@ -25,7 +30,7 @@ export class DataPanel {
   async open() {
     if (!this.dialog.open) this.dialog.showModal();
     this.title.focus();
-    await Promise.all([this.datasets.load(), this.keys.load()]);
+    await Promise.all([this.datasets.load(), this.connectors.load(), this.keys.load()]);
   }
 
   close() {

@@ -1,5 +1,6 @@
-// The "Datasets" part of the Data dialog: each dataset the user imported, renamed, given the model of a
-// model-less trace, or deleted (after a confirmation), all through /api/datasets.
+// The "Datasets" part of the Data dialog: each dataset the user imported, included in or left out of the
+// questions, renamed, given the model of a model-less trace, or deleted (after a confirmation), all
+// through /api/datasets.
 
 import { count, h } from "./dom.js";
 import { DialogSection, day, fact } from "./section.js";
@@ -11,8 +12,14 @@ export class DatasetList extends DialogSection {
 
   /** hooks: {session, announce(text)} */
   constructor(hooks) {
-    super("datasets", "Datasets", "Every answer reads all of these. A trace without a model column needs its model named.");
+    super("datasets", "Datasets", "Answers read the datasets ticked “Count in answers”; untick one to leave it out (its rows stay stored). A trace without a model column needs its model named.");
     this.hooks = hooks;
+  }
+
+  /** Re-read the list (a connector's sync made or changed its dataset), keeping any form that is open. */
+  async refresh() {
+    if (this.#editing) return;
+    await this.load();
   }
 
   async load() {
@@ -43,6 +50,7 @@ export class DatasetList extends DialogSection {
       "dl",
       { class: "facts" },
       fact("Format", d.detected_format || d.source_format),
+      fact("Grain", d.bucketed ? "time buckets of a report, not requests" : null),
       fact("Rows", count(d.row_count)),
       fact("Model", modelText(d)),
       fact("Period", period(d.period)),
@@ -50,7 +58,46 @@ export class DatasetList extends DialogSection {
     );
     const editing = this.#editing?.id === d.id ? this.#editing.kind : null;
     const tail = editing === "delete" ? this.#confirmDelete(d) : editing ? this.#form(d, editing) : this.#actions(d);
-    return h("li", { class: "data-item", dataset: { datasetId: d.id } }, h("h4", { class: "item-name" }, d.name), facts, tail);
+    const included = d.included !== false;
+    return h(
+      "li",
+      { class: "data-item", dataset: { datasetId: d.id, included: String(included) } },
+      h("h4", { class: "item-name" }, d.name),
+      this.#includedBox(d, included),
+      facts,
+      tail,
+    );
+  }
+
+  #includedBox(d, included) {
+    const id = `dataset-included-${d.id}`;
+    const box = h("input", { id, type: "checkbox", checked: included, dataset: { action: "include" }, "aria-describedby": `${id}-hint` });
+    box.addEventListener("change", () => this.#include(d, box));
+    return h(
+      "div",
+      { class: "check include-check" },
+      box,
+      h("label", { for: id }, "Count in answers"),
+      h("span", { id: `${id}-hint`, class: "visually-hidden" }, `Whether questions cover ${d.name}`),
+    );
+  }
+
+  async #include(d, box) {
+    const included = box.checked;
+    box.disabled = true;
+    try {
+      const row = await this.hooks.session.json(`/api/datasets/${encodeURIComponent(d.id)}`, { method: "PATCH", body: { included } });
+      this.#rows = this.#rows.map((r) => (r.id === row.id ? row : r));
+      this.#draw(`[data-dataset-id="${d.id}"] [data-action=include]`);
+      const text = included ? `Answers count “${row.name}” again.` : `Answers leave out “${row.name}” from now on.`;
+      this.say(text);
+      this.hooks.announce(text);
+    } catch (error) {
+      box.checked = !included;
+      box.disabled = false;
+      this.say(`${included ? "Not included" : "Not left out"}. ${explain(error)}`, { isError: true });
+      box.focus();
+    }
   }
 
   #actions(d) {
@@ -67,7 +114,7 @@ export class DatasetList extends DialogSection {
   #edit(id, kind) {
     this.#editing = { id, kind };
     this.say("");
-    this.#draw(kind === "delete" ? "[data-action=keep]" : "input");
+    this.#draw(kind === "delete" ? "[data-action=keep]" : ".item-form input");
   }
 
   /** Back to the dataset's buttons, the focus on the one that opened the form. */

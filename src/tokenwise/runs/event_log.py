@@ -1,0 +1,181 @@
+"""The run event log: every event is committed to storage, then published on the bus.
+
+Appends are group-committed: one writer task drains whatever has queued up and stores it in a single
+transaction, so throughput grows with load instead of paying one commit per event. Publishing only after
+the commit is what makes resume exact: anything a client could have seen is already readable.
+
+Every append carries its writer's lease epoch. The batch's transaction first moves each run's
+`last_seq` forward, on the condition that the epoch is still the run's (the fence); the events of a run
+whose writer was fenced out are dropped and that writer is told, and no other run's events are touched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from sqlalchemy import case, insert, select, tuple_, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tokenwise.bus.base import EventBus
+from tokenwise.db.database import Database
+from tokenwise.db.tables import RunEventRow, RunRow
+from tokenwise.errors import ServiceUnavailable
+from tokenwise.session.events import RunEvent
+
+log = logging.getLogger(__name__)
+_BATCH = 512
+_RETRY_S = 0.5
+
+
+class Writer(Protocol):
+    """Who appends a run's events: the epoch of its lease, and how it learns it lost the lease."""
+
+    epoch: int
+
+    def fence(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Append:
+    event: RunEvent
+    writer: Writer
+
+
+@dataclass(frozen=True, slots=True)
+class _Checkpoint:
+    run_id: str
+    writer: Writer
+    results: dict[str, Any]
+
+
+_Item = _Append | _Checkpoint | asyncio.Future[None]
+
+
+class EventLog:
+    def __init__(self, db: Database, bus: EventBus) -> None:
+        self._db, self._bus = db, bus
+        self._queue: asyncio.Queue[_Item] = asyncio.Queue()
+        self._writer: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._writer = asyncio.create_task(self._write_forever(), name="event-log-writer")
+
+    async def stop(self) -> None:
+        if self._writer is not None:
+            await self.flush()
+            self._writer.cancel()
+            self._writer = None
+
+    def append(self, event: RunEvent, writer: Writer) -> None:
+        """Queue an event for storage and delivery, in append order."""
+        self._queue.put_nowait(_Append(event, writer))
+
+    def checkpoint(self, run_id: str, writer: Writer, results: dict[str, Any]) -> None:
+        """Store the run's agent results with the events appended so far (what a takeover continues)."""
+        self._queue.put_nowait(_Checkpoint(run_id, writer, results))
+
+    async def flush(self) -> None:
+        """Wait until every event appended so far is stored and published."""
+        done = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(done)
+        await done
+
+    @staticmethod
+    async def store_in(session: AsyncSession, events: Sequence[RunEvent]) -> None:
+        """Store events inside the caller's transaction (a run's final event, with the run's outcome)."""
+        rows = [{"run_id": e.run_id, "seq": e.seq, "type": e.type, "body": e.body} for e in events]
+        await session.execute(insert(RunEventRow), rows)
+
+    async def read(
+        self, user_id: str, run_id: str, after_seq: int, until_seq: int | None = None
+    ) -> list[RunEvent]:
+        """Stored events of a run with after_seq < seq (<= until_seq), in order."""
+        query = select(RunEventRow.body).where(RunEventRow.run_id == run_id, RunEventRow.seq > after_seq)
+        if until_seq is not None:
+            query = query.where(RunEventRow.seq <= until_seq)
+        async with self._db.session() as session:
+            bodies = (await session.scalars(query.order_by(RunEventRow.seq))).all()
+        return [RunEvent.from_body(user_id, body) for body in bodies]
+
+    async def _store(
+        self, groups: dict[tuple[str, int], list[_Append]], checkpoints: list[_Checkpoint]
+    ) -> set[tuple[str, int]]:
+        """Store the groups whose writer still holds its run, in one transaction; the fenced keys."""
+        async with self._db.session() as session:
+            newest = {run_id: appends[-1].event.seq for (run_id, _), appends in groups.items()}
+            kept = (
+                await session.execute(
+                    update(RunRow)
+                    .where(tuple_(RunRow.id, RunRow.epoch).in_(list(groups)), RunRow.status == "running")
+                    .values(last_seq=case(newest, value=RunRow.id, else_=RunRow.last_seq))
+                    .returning(RunRow.id, RunRow.epoch)
+                    .execution_options(synchronize_session=False)
+                )
+            ).all()
+            current = {(row.id, row.epoch) for row in kept}
+            events = [a.event for key in groups if key in current for a in groups[key]]
+            if events:
+                await self.store_in(session, events)
+            for point in checkpoints:
+                if (point.run_id, point.writer.epoch) in current:
+                    await session.execute(
+                        update(RunRow)
+                        .where(RunRow.id == point.run_id, RunRow.epoch == point.writer.epoch)
+                        .values(checkpoint=point.results)
+                        .execution_options(synchronize_session=False)
+                    )
+        return set(groups) - current
+
+    async def _write_forever(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < _BATCH and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            groups: defaultdict[tuple[str, int], list[_Append]] = defaultdict(list)
+            for item in batch:
+                if isinstance(item, _Append):
+                    groups[(item.event.run_id, item.writer.epoch)].append(item)
+            checkpoints = [item for item in batch if isinstance(item, _Checkpoint)]
+            stored = await self._store_batch(dict(groups), checkpoints)
+            for key in stored:
+                for append in groups[key]:
+                    await self._bus.publish(append.event)
+            for item in batch:
+                if isinstance(item, asyncio.Future) and not item.done():
+                    item.set_result(None)
+
+    async def _store_batch(
+        self, groups: dict[tuple[str, int], list[_Append]], checkpoints: list[_Checkpoint]
+    ) -> list[tuple[str, int]]:
+        """Store a batch (retrying while the database is away); the keys stored, in append order."""
+        if not groups and not checkpoints:
+            return []
+        while True:
+            try:
+                fenced = await self._store(groups, checkpoints)
+                break
+            except ServiceUnavailable:
+                # Keep the events and their order; they are delivered once the database is back.
+                log.warning("event log: database unavailable, retrying %d runs' events", len(groups))
+                await asyncio.sleep(_RETRY_S)
+            except Exception:
+                if len(groups) <= 1:
+                    # A bug must not stop the writer for every other run: this run's writer stops, and
+                    # the run is ended by whoever takes over its lease.
+                    log.exception("event log: could not store the events of %s; dropped", list(groups))
+                    fenced = set(groups)
+                    break
+                # Find the one run at fault by storing each run on its own.
+                stored: list[tuple[str, int]] = []
+                for key, appends in groups.items():
+                    stored += await self._store_batch({key: appends}, [])
+                return stored
+        for key in fenced:
+            groups[key][0].writer.fence()
+            log.warning("event log: run %s epoch %d was taken over; its writer is fenced out", *key)
+        return [key for key in groups if key not in fenced]

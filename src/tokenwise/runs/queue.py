@@ -1,0 +1,328 @@
+"""The run queue: the `runs` table is the queue, and a lease on a row says which worker executes it.
+
+A run is enqueued by the transaction that stores its message (status `queued`). A worker claims it
+(status `running`, a lease until `lease_expires_at`, `epoch` + 1) and renews the lease while it works.
+Every write of the holder - its events, its end - is conditional on the epoch it claimed with, so a
+worker whose lease was taken over (it paused, or its renewals stopped reaching the database) writes
+nothing more. On PostgreSQL concurrent claims skip each other's rows (`FOR UPDATE SKIP LOCKED`); SQLite
+serialises writers, and the same statements hold there.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, or_, select, tuple_, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tokenwise.db.database import Database
+from tokenwise.db.tables import MessageRow, RefreshTokenRow, RunRow, WsTicketRow, utcnow
+
+ACTIVE = ("queued", "running")
+_CLAIMED = (
+    RunRow.id,
+    RunRow.user_id,
+    RunRow.thread_id,
+    RunRow.question,
+    RunRow.opens_thread,
+    RunRow.epoch,
+    RunRow.attempts,
+    RunRow.checkpoint,
+    RunRow.cancel_requested_at,
+)
+
+
+class Fenced(Exception):
+    """The writer's lease was taken over: it may not write this run any more."""
+
+
+@dataclass(frozen=True)
+class RunJob:
+    """A claimed run: what to execute, and the epoch every write of this holder carries."""
+
+    run_id: str
+    user_id: str
+    thread_id: str
+    question: str
+    opens_thread: bool
+    epoch: int
+    attempts: int
+    checkpoint: dict[str, Any] | None
+    takeover: bool  # claimed from a holder whose lease expired: events may exist already
+    cancel_requested: bool = False  # a stop arrived before the claim
+
+    @classmethod
+    def from_row(cls, row: Any, *, takeover: bool) -> RunJob:
+        return cls(
+            run_id=row.id,
+            user_id=row.user_id,
+            thread_id=row.thread_id,
+            question=row.question or "",
+            opens_thread=bool(row.opens_thread),
+            epoch=row.epoch,
+            attempts=row.attempts,
+            checkpoint=row.checkpoint,
+            takeover=takeover,
+            cancel_requested=row.cancel_requested_at is not None,
+        )
+
+
+@dataclass(frozen=True)
+class Renewal:
+    lost: frozenset[str]  # runs whose lease this worker no longer holds
+    cancel: frozenset[str]  # held runs whose cancellation was requested
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a run ended, recorded with its final event."""
+
+    status: str
+    last_seq: int
+    error_code: str | None
+    report: dict[str, Any]
+    markdown: str
+
+
+class RunQueue:
+    def __init__(self, db: Database, *, lease_s: float) -> None:
+        self._db, self._lease = db, timedelta(seconds=lease_s)
+
+    def _until(self, now: datetime) -> datetime:
+        return now + self._lease
+
+    async def claim(self, owner: str, limit: int) -> list[RunJob]:
+        """Lease up to `limit` queued runs, oldest first."""
+        now = utcnow()
+        candidates = (
+            select(RunRow.id)
+            .where(RunRow.status == "queued")
+            .order_by(RunRow.created_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        statement = (
+            update(RunRow)
+            .where(RunRow.id.in_(candidates.scalar_subquery()), RunRow.status == "queued")
+            .values(
+                status="running",
+                lease_owner=owner,
+                lease_expires_at=self._until(now),
+                epoch=RunRow.epoch + 1,
+                attempts=RunRow.attempts + 1,
+            )
+            .returning(*_CLAIMED)
+            .execution_options(synchronize_session=False)
+        )
+        async with self._db.session() as session:
+            rows = (await session.execute(statement)).all()
+        return [RunJob.from_row(row, takeover=False) for row in rows]
+
+    async def has_queued(self) -> bool:
+        async with self._db.session() as session:
+            found = await session.scalar(select(RunRow.id).where(RunRow.status == "queued").limit(1))
+        return found is not None
+
+    async def take_over(self, owner: str, limit: int) -> list[RunJob]:
+        """Lease up to `limit` running runs whose holder's lease expired (it died or paused)."""
+        now = utcnow()
+        candidates = (
+            select(RunRow.id)
+            .where(
+                RunRow.status == "running",
+                or_(RunRow.lease_expires_at.is_(None), RunRow.lease_expires_at < now),
+            )
+            .order_by(RunRow.created_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        statement = (
+            update(RunRow)
+            .where(
+                RunRow.id.in_(candidates.scalar_subquery()),
+                RunRow.status == "running",
+                or_(RunRow.lease_expires_at.is_(None), RunRow.lease_expires_at < now),
+            )
+            .values(
+                lease_owner=owner,
+                lease_expires_at=self._until(now),
+                epoch=RunRow.epoch + 1,
+                attempts=RunRow.attempts + 1,
+            )
+            .returning(*_CLAIMED)
+            .execution_options(synchronize_session=False)
+        )
+        async with self._db.session() as session:
+            rows = (await session.execute(statement)).all()
+        return [RunJob.from_row(row, takeover=True) for row in rows]
+
+    async def renew(self, owner: str, held: Mapping[str, int]) -> Renewal:
+        """Extend the leases this worker holds; says which it lost and which were asked to stop."""
+        if not held:
+            return Renewal(frozenset(), frozenset())
+        statement = (
+            update(RunRow)
+            .where(
+                tuple_(RunRow.id, RunRow.epoch).in_(list(held.items())),
+                RunRow.lease_owner == owner,
+                RunRow.status == "running",
+            )
+            .values(lease_expires_at=self._until(utcnow()))
+            .returning(RunRow.id, RunRow.cancel_requested_at)
+            .execution_options(synchronize_session=False)
+        )
+        async with self._db.session() as session:
+            rows = (await session.execute(statement)).all()
+        kept = {row.id for row in rows}
+        return Renewal(
+            lost=frozenset(set(held) - kept),
+            cancel=frozenset(row.id for row in rows if row.cancel_requested_at is not None),
+        )
+
+    async def release(self, owner: str, held: Mapping[str, int]) -> None:
+        """Hand runs back: their leases expire now, so another worker takes them over at once."""
+        if not held:
+            return
+        async with self._db.session() as session:
+            await session.execute(
+                update(RunRow)
+                .where(
+                    tuple_(RunRow.id, RunRow.epoch).in_(list(held.items())),
+                    RunRow.lease_owner == owner,
+                    RunRow.status == "running",
+                )
+                .values(lease_owner=None, lease_expires_at=utcnow() - timedelta(seconds=1))
+                .execution_options(synchronize_session=False)
+            )
+
+    async def finish(
+        self,
+        session: AsyncSession,
+        *,
+        run_id: str,
+        user_id: str,
+        thread_id: str,
+        epoch: int,
+        outcome: Outcome,
+    ) -> None:
+        """Record the run's end inside the caller's transaction (with its final event); Fenced when the
+        caller's epoch is no longer the run's. The final event is then owed to the bus (the outbox)."""
+        now = utcnow()
+        ended = await session.execute(
+            update(RunRow)
+            .where(RunRow.id == run_id, RunRow.epoch == epoch, RunRow.status == "running")
+            .values(
+                status=outcome.status,
+                finished_at=now,
+                last_seq=outcome.last_seq,
+                error_code=outcome.error_code,
+                report=outcome.report,
+                report_markdown=outcome.markdown,
+                final_published=False,
+                lease_expires_at=self._until(now),
+            )
+            .execution_options(synchronize_session=False)
+        )
+        if ended.rowcount != 1:  # type: ignore[attr-defined]
+            raise Fenced(run_id)
+        session.add(
+            MessageRow(
+                id=str(uuid.uuid4()),
+                thread_id=thread_id,
+                user_id=user_id,
+                role="assistant",
+                content=outcome.markdown,
+                run_id=run_id,
+                created_at=now,
+            )
+        )
+
+    async def mark_published(self, run_ids: Iterable[str]) -> None:
+        ids = list(run_ids)
+        if not ids:
+            return
+        async with self._db.session() as session:
+            await session.execute(
+                update(RunRow)
+                .where(RunRow.id.in_(ids))
+                .values(final_published=True)
+                .execution_options(synchronize_session=False)
+            )
+
+    async def unpublished(self, limit: int = 100) -> list[tuple[str, str, int]]:
+        """(run_id, user_id, last_seq) of ended runs whose final event its holder may not have published: the
+        holder's lease expired before it said it had."""
+        async with self._db.session() as session:
+            rows = (
+                await session.execute(
+                    select(RunRow.id, RunRow.user_id, RunRow.last_seq)
+                    .where(
+                        RunRow.final_published.is_(False),
+                        RunRow.status.not_in(ACTIVE),
+                        RunRow.lease_expires_at < utcnow(),
+                    )
+                    .limit(limit)
+                )
+            ).all()
+        return [(row.id, row.user_id, row.last_seq) for row in rows]
+
+    async def request_cancel(self, user_id: str, run_id: str) -> bool:
+        """Persist a stop request (the holder reads it at its next renewal); False if the run ended."""
+        async with self._db.session() as session:
+            asked = await session.execute(
+                update(RunRow)
+                .where(RunRow.id == run_id, RunRow.user_id == user_id, RunRow.status.in_(ACTIVE))
+                .values(cancel_requested_at=utcnow())
+                .execution_options(synchronize_session=False)
+            )
+        return bool(asked.rowcount)  # type: ignore[attr-defined]
+
+    async def claim_queued(self, owner: str, run_id: str) -> RunJob | None:
+        """Lease one run only if it is still queued (a stop before any worker took it)."""
+        now = utcnow()
+        async with self._db.session() as session:
+            row = (
+                await session.execute(
+                    update(RunRow)
+                    .where(RunRow.id == run_id, RunRow.status == "queued")
+                    .values(
+                        status="running",
+                        lease_owner=owner,
+                        lease_expires_at=self._until(now),
+                        epoch=RunRow.epoch + 1,
+                        attempts=RunRow.attempts + 1,
+                    )
+                    .returning(*_CLAIMED)
+                    .execution_options(synchronize_session=False)
+                )
+            ).first()
+        return RunJob.from_row(row, takeover=False) if row is not None else None
+
+    async def save_checkpoint(self, run_id: str, epoch: int, results: dict[str, Any]) -> None:
+        async with self._db.session() as session:
+            await session.execute(
+                update(RunRow)
+                .where(RunRow.id == run_id, RunRow.epoch == epoch, RunRow.status == "running")
+                .values(checkpoint=results)
+                .execution_options(synchronize_session=False)
+            )
+
+    async def purge_expired_credentials(self) -> int:
+        """Delete WebSocket tickets and refresh tokens past their expiry; how many went."""
+        now = utcnow()
+        async with self._db.session() as session:
+            tickets = await session.execute(delete(WsTicketRow).where(WsTicketRow.expires_at < now))
+            tokens = await session.execute(delete(RefreshTokenRow).where(RefreshTokenRow.expires_at < now))
+        return int(tickets.rowcount or 0) + int(tokens.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def active_runs(session: AsyncSession, user_id: str) -> int:
+    """The user's runs queued or running, counted inside the caller's transaction."""
+    count = await session.scalar(
+        select(func.count()).select_from(RunRow).where(RunRow.user_id == user_id, RunRow.status.in_(ACTIVE))
+    )
+    return int(count or 0)

@@ -1,0 +1,231 @@
+"""How many live connections a user may hold: counted in this process, or across every process in Redis.
+
+`RedisQuota` keeps one sorted set per user (`<prefix>:conns:<user_id>`) of connection ids scored by
+when they expire (Redis's own clock, so the processes' clocks do not matter). One task per process
+pushes the expiry of the connections it holds forward every ttl/3, so the slots of a process that was
+killed free themselves within the ttl. Redis is never a reason to refuse a connection: while it cannot
+be reached, the limit is applied to this process's connections only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Protocol
+
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+
+from tokenwise.errors import TooManyConnections
+
+log = logging.getLogger("tokenwise.quota")
+
+_REDIS_ERRORS = (RedisError, OSError, TimeoutError)
+_RETRY_S = 2.0  # after Redis failed, count locally for this long before asking it again
+
+# Drop the expired, then admit the connection if it is already counted or there is room.
+_ACQUIRE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local ttl = tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if not redis.call('ZSCORE', KEYS[1], ARGV[1]) and redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then
+  return 0
+end
+redis.call('ZADD', KEYS[1], now + ttl, ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ttl)
+return 1
+"""
+
+# Push the expiry of connections this process holds (and put back any a Redis restart lost).
+_REFRESH = """
+local t = redis.call('TIME')
+local expires = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[1])
+for i = 2, #ARGV do
+  redis.call('ZADD', KEYS[1], expires, ARGV[i])
+end
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[1]))
+return 1
+"""
+
+
+def _too_many(max_per_user: int) -> TooManyConnections:
+    return TooManyConnections(f"at most {max_per_user} connections per user; close another tab or client")
+
+
+class ConnectionQuota(Protocol):
+    """The per-user connection limit, wherever it is counted."""
+
+    async def acquire(self, user_id: str, connection_id: str) -> None:
+        """Take a slot for the connection; TooManyConnections when the user has none left."""
+        ...
+
+    async def release(self, user_id: str, connection_id: str) -> None:
+        """Give the connection's slot back (never raises)."""
+        ...
+
+    async def close(self) -> None:
+        """Stop any background work (the slots still held expire on their own)."""
+        ...
+
+
+class LocalQuota:
+    """The limit counted in this process only."""
+
+    def __init__(self, max_per_user: int) -> None:
+        self.max_per_user = max_per_user
+        self._held: dict[str, set[str]] = {}
+
+    async def acquire(self, user_id: str, connection_id: str) -> None:
+        self.take(user_id, connection_id)
+
+    async def release(self, user_id: str, connection_id: str) -> None:
+        self.give_back(user_id, connection_id)
+
+    async def close(self) -> None:
+        return None
+
+    def take(self, user_id: str, connection_id: str) -> None:
+        mine = self._held.get(user_id)
+        if mine is None:
+            mine = self._held[user_id] = set()
+        elif connection_id not in mine and len(mine) >= self.max_per_user:
+            raise _too_many(self.max_per_user)
+        mine.add(connection_id)
+
+    def give_back(self, user_id: str, connection_id: str) -> bool:
+        """Release a slot; False if the connection held none."""
+        mine = self._held.get(user_id)
+        if mine is None or connection_id not in mine:
+            return False
+        mine.discard(connection_id)
+        if not mine:
+            del self._held[user_id]
+        return True
+
+    def held(self) -> dict[str, list[str]]:
+        """The connections holding a slot, by user."""
+        return {user_id: list(ids) for user_id, ids in self._held.items()}
+
+
+class RedisQuota:
+    """The limit counted across every process that shares the Redis at `redis_url`."""
+
+    def __init__(
+        self,
+        redis_url: str,
+        max_per_user: int,
+        *,
+        ttl_s: float = 30.0,
+        timeout_s: float = 0.5,
+        prefix: str = "tokenwise",
+    ) -> None:
+        self.max_per_user = max_per_user
+        self._ttl_ms = max(1, round(ttl_s * 1000))
+        self._key = f"{prefix}:conns:"
+        self._client = Redis(
+            connection_pool=BlockingConnectionPool.from_url(
+                redis_url,
+                max_connections=16,
+                timeout=timeout_s,
+                socket_timeout=timeout_s,
+                socket_connect_timeout=timeout_s,
+                retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
+            )
+        )
+        self._acquire = self._client.register_script(_ACQUIRE)
+        self._refresh = self._client.register_script(_REFRESH)
+        self._local = LocalQuota(max_per_user)  # this process's connections; the limit while Redis is away
+        self._retry_at = 0.0
+        self._down = False
+        self._refresher: asyncio.Task[None] | None = None
+
+    async def acquire(self, user_id: str, connection_id: str) -> None:
+        # This process's share is checked first: it needs no round trip, and it is the limit if Redis fails.
+        self._local.take(user_id, connection_id)
+        self._start_refreshing()
+        try:
+            admitted = await self._admit(user_id, connection_id)
+        except BaseException:
+            self._local.give_back(user_id, connection_id)
+            raise
+        if admitted is False:
+            self._local.give_back(user_id, connection_id)
+            raise _too_many(self.max_per_user)
+
+    async def release(self, user_id: str, connection_id: str) -> None:
+        if not self._local.give_back(user_id, connection_id) or not self._reachable():
+            return  # not held; or Redis is away, and the entry expires within the ttl
+        try:
+            await self._client.zrem(self._key + user_id, connection_id)
+        except _REDIS_ERRORS as exc:
+            self._failed(exc)
+        else:
+            self._restored()
+
+    async def close(self) -> None:
+        """Stop refreshing and disconnect; the slots still held in Redis expire within the ttl."""
+        if self._refresher is not None:
+            while not self._refresher.done():  # Python 3.11's wait_for can swallow a cancellation
+                self._refresher.cancel()
+                await asyncio.wait({self._refresher}, timeout=0.1)
+            self._refresher = None
+        await self._client.aclose(close_connection_pool=True)
+
+    async def _admit(self, user_id: str, connection_id: str) -> bool | None:
+        """Whether Redis admits the connection; None when Redis cannot be reached."""
+        if not self._reachable():
+            return None
+        try:
+            args: list[str | int] = [connection_id, self.max_per_user, self._ttl_ms]
+            result = await self._acquire(keys=[self._key + user_id], args=args)
+        except _REDIS_ERRORS as exc:
+            self._failed(exc)
+            return None
+        self._restored()
+        return bool(result)
+
+    def _reachable(self) -> bool:
+        return asyncio.get_running_loop().time() >= self._retry_at
+
+    def _failed(self, error: BaseException) -> None:
+        self._retry_at = asyncio.get_running_loop().time() + _RETRY_S
+        if not self._down:
+            self._down = True
+            log.warning("Redis is unreachable (%s): the connection limit counts this process only", error)
+
+    def _restored(self) -> None:
+        self._retry_at = 0.0
+        if self._down:
+            self._down = False
+            log.warning("Redis is back: the connection limit counts every process again")
+
+    def _start_refreshing(self) -> None:
+        if self._refresher is None or self._refresher.done():
+            self._refresher = asyncio.create_task(self._refresh_forever(), name="tokenwise-quota-refresh")
+
+    async def _refresh_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._ttl_ms / 3000)
+            try:
+                await self.refresh()
+            except Exception:  # a bug: log it, and keep the slots alive
+                log.exception("refreshing the connection quota failed")
+
+    async def refresh(self) -> None:
+        """Push the expiry of every connection this process holds forward by the ttl."""
+        held = self._local.held()
+        if not held:
+            return
+        try:
+            async with self._client.pipeline(transaction=False) as pipe:
+                for user_id, ids in held.items():
+                    await self._refresh(keys=[self._key + user_id], args=[self._ttl_ms, *ids], client=pipe)
+                await pipe.execute()
+        except _REDIS_ERRORS as exc:
+            self._failed(exc)
+        else:
+            self._restored()
