@@ -38,7 +38,9 @@ def serve(
     fastapi_app = create_app(settings)
     if demo_user or settings.demo_user:
         _ensure_demo_user(settings)
-    console.print(f"[bold]Tokenwise[/] ({settings.role.value}) on {settings.resolved_public_url}")
+    listening = f"http://{settings.host}:{settings.port}"
+    reached = f" (clients reach it at {settings.public_url})" if settings.public_url else ""
+    console.print(f"[bold]Tokenwise[/] ({settings.role.value}) on {listening}{reached}")
     make_server(fastapi_app, settings, log_level=log_level).run()
 
 

@@ -104,7 +104,8 @@ class Executor:
         """Pick up after a dead holder: None when the pipeline should run (on) from here."""
         stored = await self._log.read(job.user_id, job.run_id, 0)
         recorder.seq = stored[-1].seq if stored else 0
-        can_continue = self.recovery is Recovery.CONTINUE and bool(job.question)
+        # A run a draining worker handed back goes on; one whose holder died, as the setting says.
+        can_continue = (job.handed_back or self.recovery is Recovery.CONTINUE) and bool(job.question)
         if not stored and can_continue:
             return None  # it died before its first event was stored: start afresh
         message = f"{_STOPPED}; this step runs again" if can_continue else _STOPPED

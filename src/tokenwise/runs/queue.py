@@ -54,9 +54,10 @@ class RunJob:
     checkpoint: dict[str, Any] | None
     takeover: bool  # claimed from a holder whose lease expired: events may exist already
     cancel_requested: bool = False  # a stop arrived before the claim
+    handed_back: bool = False  # released by a draining worker: it goes on, whatever the recovery setting
 
     @classmethod
-    def from_row(cls, row: Any, *, takeover: bool) -> RunJob:
+    def from_row(cls, row: Any, *, takeover: bool, handed_back: bool = False) -> RunJob:
         return cls(
             run_id=row.id,
             user_id=row.user_id,
@@ -68,6 +69,7 @@ class RunJob:
             checkpoint=row.checkpoint,
             takeover=takeover,
             cancel_requested=row.cancel_requested_at is not None,
+            handed_back=handed_back,
         )
 
 
@@ -127,15 +129,15 @@ class RunQueue:
             found = await session.scalar(select(RunRow.id).where(RunRow.status == "queued").limit(1))
         return found is not None
 
-    async def take_over(self, owner: str, limit: int) -> list[RunJob]:
-        """Lease up to `limit` running runs whose holder's lease expired (it died or paused)."""
+    async def take_over(self, owner: str, limit: int, *, handed_back: bool = False) -> list[RunJob]:
+        """Lease up to `limit` running runs whose holder's lease expired (it died or paused), or with
+        `handed_back` the ones a draining worker released (their lease has no owner)."""
         now = utcnow()
+        expired = or_(RunRow.lease_expires_at.is_(None), RunRow.lease_expires_at < now)
+        owner_test = RunRow.lease_owner.is_(None) if handed_back else RunRow.lease_owner.is_not(None)
         candidates = (
             select(RunRow.id)
-            .where(
-                RunRow.status == "running",
-                or_(RunRow.lease_expires_at.is_(None), RunRow.lease_expires_at < now),
-            )
+            .where(RunRow.status == "running", expired, owner_test)
             .order_by(RunRow.created_at)
             .limit(limit)
             .with_for_update(skip_locked=True)
@@ -143,9 +145,7 @@ class RunQueue:
         statement = (
             update(RunRow)
             .where(
-                RunRow.id.in_(candidates.scalar_subquery()),
-                RunRow.status == "running",
-                or_(RunRow.lease_expires_at.is_(None), RunRow.lease_expires_at < now),
+                RunRow.id.in_(candidates.scalar_subquery()), RunRow.status == "running", expired, owner_test
             )
             .values(
                 lease_owner=owner,
@@ -158,7 +158,7 @@ class RunQueue:
         )
         async with self._db.session() as session:
             rows = (await session.execute(statement)).all()
-        return [RunJob.from_row(row, takeover=True) for row in rows]
+        return [RunJob.from_row(row, takeover=True, handed_back=handed_back) for row in rows]
 
     async def renew(self, owner: str, held: Mapping[str, int]) -> Renewal:
         """Extend the leases this worker holds; says which it lost and which were asked to stop."""

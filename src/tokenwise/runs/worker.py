@@ -281,12 +281,13 @@ class Worker:
     async def sweep(self) -> None:
         if self._claiming:
             free = max(1, self.concurrency - len(self._held))
-            for job in await self._queue.take_over(self.owner, free):
-                log.warning(
-                    "worker: took over run %s (epoch %d) from a holder whose lease expired",
-                    job.run_id,
-                    job.epoch,
-                )
+            handed = await self._queue.take_over(self.owner, free, handed_back=True)
+            dead = await self._queue.take_over(self.owner, max(1, free - len(handed)))
+            for job in handed:
+                log.info("worker: took over run %s (epoch %d) from a draining worker", job.run_id, job.epoch)
+                self._start(job)
+            for job in dead:
+                log.warning("worker: took over run %s (epoch %d) from a dead holder", job.run_id, job.epoch)
                 self._start(job)
         await self._republish()
         loop = asyncio.get_running_loop()

@@ -43,9 +43,20 @@ class SecretBox:
         if not generate:
             return cls(None)
         key_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        # Several processes may start at once on one data dir: the key is written whole to a file of
+        # its own, then linked into place; whoever links first wins, the others read the winner's.
+        staged = key_dir / f".{KEY_FILE}.{os.getpid()}.{os.urandom(4).hex()}"
+        fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as handle:
             handle.write(Fernet.generate_key())
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(staged, path)
+        except FileExistsError:
+            pass
+        finally:
+            staged.unlink()
         return cls([path.read_bytes().strip()])
 
     @property
