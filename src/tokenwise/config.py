@@ -55,7 +55,7 @@ class Settings(BaseSettings):
 
     # Runs: the queue, the workers' leases and what happens to a run whose worker died.
     max_active_runs_per_user: int = Field(default=5, ge=1)  # queued + running, cluster-wide
-    worker_concurrency: int = Field(default=16, ge=1)  # runs one worker executes at once
+    worker_concurrency: int = Field(default=32, ge=1)  # runs one worker executes at once
     lease_s: float = Field(default=6.0, ge=0.5)  # a run's lease; renewed every third of it
     worker_poll_s: float = Field(default=2.0, gt=0)  # queue poll when no wake-up arrives
     recovery: Recovery = Recovery.INTERRUPT
@@ -86,6 +86,17 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(default=512 * 1024 * 1024, ge=1024)
     max_event_batch: int = Field(default=1000, ge=1)
     prices_file: Path | None = None
+
+    # Hostile input (docs/operations.md#limits-and-quotas). Request bodies, enforced while they are read
+    # (413): /auth/*, other JSON routes, workload event batches; uploads use max_upload_bytes.
+    max_auth_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    max_json_body_bytes: int = Field(default=512 * 1024, ge=1024)  # a 32,000-character message, escaped
+    max_events_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    # Request headers: a block over max_header_bytes is 431; headers unfinished after header_timeout_s are
+    # closed (408); an idle keep-alive connection is closed after keep_alive_timeout_s.
+    max_header_bytes: int = Field(default=16 * 1024, ge=4096)
+    header_timeout_s: float = Field(default=10.0, gt=0)
+    keep_alive_timeout_s: int = Field(default=5, ge=1)
 
     # Connectors (scheduled pulls of the providers' usage/cost reports). The admin keys they store are
     # encrypted with this Fernet key (comma-separated: the first encrypts, all decrypt, for rotation);

@@ -4,9 +4,9 @@ Appends are group-committed: one writer task drains whatever has queued up and s
 transaction, so throughput grows with load instead of paying one commit per event. Publishing only after
 the commit is what makes resume exact: anything a client could have seen is already readable.
 
-Every append carries its writer's lease epoch. The batch's transaction first moves each run's
-`last_seq` forward, on the condition that the epoch is still the run's (the fence); the events of a run
-whose writer was fenced out are dropped and that writer is told, and no other run's events are touched.
+Every append carries its writer's lease epoch. The batch's transaction first reads which of
+its runs still have that epoch (the fence, a shared row lock on PostgreSQL); the events of a run whose
+writer was fenced out are dropped and that writer is told, and no other run's events are touched.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sqlalchemy import case, insert, select, tuple_, update
+from sqlalchemy import insert, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tokenwise.bus.base import EventBus
@@ -107,14 +107,13 @@ class EventLog:
     ) -> set[tuple[str, int]]:
         """Store the groups whose writer still holds its run, in one transaction; the fenced keys."""
         async with self._db.session() as session:
-            newest = {run_id: appends[-1].event.seq for (run_id, _), appends in groups.items()}
+            # FOR SHARE (PostgreSQL): a takeover's UPDATE of the row waits for this batch's commit, so
+            # the new holder numbers on from everything this holder stored. SQLite has one writer.
             kept = (
                 await session.execute(
-                    update(RunRow)
+                    select(RunRow.id, RunRow.epoch)
                     .where(tuple_(RunRow.id, RunRow.epoch).in_(list(groups)), RunRow.status == "running")
-                    .values(last_seq=case(newest, value=RunRow.id, else_=RunRow.last_seq))
-                    .returning(RunRow.id, RunRow.epoch)
-                    .execution_options(synchronize_session=False)
+                    .with_for_update(read=True)
                 )
             ).all()
             current = {(row.id, row.epoch) for row in kept}
