@@ -188,9 +188,11 @@ class Worker:
         self._held[job.run_id] = entry
 
         def done(finished: asyncio.Task[None]) -> None:
+            full = len(self._held) >= self.concurrency
             if self._held.get(job.run_id) is entry:
                 del self._held[job.run_id]
-            self._wake.set()  # a slot is free
+            if full:
+                self._wake.set()  # a slot is free: runs may be waiting for it (else a wake-up comes)
             if finished.cancelled() and entry.recorder.final is None and not entry.recorder.fenced:
                 # Cancelled before its first step, the task never entered execute: end the run here.
                 end(entry.recorder, "cancelled", "the run was stopped before it started")

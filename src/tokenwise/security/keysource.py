@@ -41,7 +41,7 @@ class LocalKeySource:
 
     def __init__(self, keys: KeyRing, *, reload: Path | None = None) -> None:
         self._keys = self._public(keys)
-        self._reload, self._read_at = reload, time.monotonic()
+        self._reload, self._read_at = reload, float("-inf")
 
     @staticmethod
     def _public(keys: KeyRing) -> dict[str, Any]:
