@@ -17,6 +17,7 @@ from tokenwise.bus.base import EventBus
 from tokenwise.config import Recovery
 from tokenwise.db.database import Database
 from tokenwise.errors import ServiceUnavailable
+from tokenwise.faults import FaultPoint, die_at
 from tokenwise.runs.event_log import EventLog
 from tokenwise.runs.queue import Fenced, Outcome, RunJob, RunQueue
 from tokenwise.runs.recorder import RunRecorder, close_open_steps, end
@@ -43,10 +44,12 @@ class Executor:
         recovery: Recovery = Recovery.INTERRUPT,
         on_finished: Callable[[float], None] = lambda _s: None,
         on_published: Callable[[str], None] = lambda _run_id: None,
+        fault: FaultPoint | None = None,
     ) -> None:
         self._db, self._log, self._queue, self._bus = db, event_log, queue, bus
         self._pipeline, self._usage_for, self._thread_for = pipeline, usage_for, thread_for
         self.recovery, self._on_finished, self._on_published = recovery, on_finished, on_published
+        self._fault = fault  # TEST ONLY (faults.py)
 
     def recorder(self, job: RunJob, on_fenced: Callable[[], None] | None = None) -> RunRecorder:
         results = dict(job.checkpoint or {}) if self.recovery is Recovery.CONTINUE else None
@@ -165,6 +168,7 @@ class Executor:
                     log.error("run %s: database unavailable, could not record its end", job.run_id)
                     return
                 await asyncio.sleep(0.5)
+        die_at(self._fault, FaultPoint.DIE_BEFORE_FINAL_PUBLISH)
         await self.publish_final(final)
 
     async def publish_final(self, final: RunEvent) -> None:

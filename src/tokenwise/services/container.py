@@ -185,6 +185,7 @@ class Services:
             recovery=settings.recovery,
             on_finished=metrics.run_finished,
             on_published=lambda run_id: published[0].published(run_id) if published else None,
+            fault=settings.fault_injection,
         )
         if settings.runs_worker:
             worker = Worker(
