@@ -14,6 +14,7 @@ from fastapi import FastAPI
 
 from tokenwise.config import Settings
 from tokenwise.services.container import Services
+from tokenwise.web.http_protocol import http_protocol
 from tokenwise.web.lean_protocol import LeanWebSocketProtocol
 from tokenwise.web.websocket import ChatFastPath
 
@@ -55,23 +56,39 @@ class _DenialIsNotAnError(logging.Filter):
         return record.getMessage() != "ASGI callable returned without completing handshake."
 
 
-class _RedactApiKeys(logging.Filter):
-    """API keys never reach a log line, even when a client puts one in a URL (which is refused with 401,
-    but uvicorn logs the request line first)."""
+class _RedactCredentials(logging.Filter):
+    """No credential reaches a log line, even when a client puts one in a URL (refused with 401, but
+    uvicorn logs the request line first): API keys, JWTs, and the values of credential query parameters
+    (tokens, tickets, refresh tokens, passwords)."""
 
-    _KEY = re.compile(r"tw_[A-Za-z0-9_\-]{8,}")
+    _PATTERNS = (
+        (re.compile(r"tw_[A-Za-z0-9_\-]{8,}"), "tw_[redacted]"),
+        # a JWT (three base64url parts), wherever it appears
+        (re.compile(r"eyJ[A-Za-z0-9_\-]{6,}\.[A-Za-z0-9_\-]{6,}\.[A-Za-z0-9_\-]*"), "[redacted-jwt]"),
+        (
+            re.compile(
+                r"(?i)([?&;](?:access_token|id_token|refresh_token|token|ticket|password|passwd|secret|"
+                r"api_key|apikey|key|code|authorization)=)[^&#\s\"']*"
+            ),
+            r"\1[redacted]",
+        ),
+        (re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/\-]+=*"), r"\1 [redacted]"),
+    )
+
+    def _redact(self, text: str) -> str:
+        for pattern, replacement in self._PATTERNS:
+            text = pattern.sub(replacement, text)
+        return text
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple):
-            record.args = tuple(
-                self._KEY.sub("tw_[redacted]", arg) if isinstance(arg, str) else arg for arg in record.args
-            )
+            record.args = tuple(self._redact(arg) if isinstance(arg, str) else arg for arg in record.args)
         if isinstance(record.msg, str):
-            record.msg = self._KEY.sub("tw_[redacted]", record.msg)
+            record.msg = self._redact(record.msg)
         return True
 
 
-_REDACT_API_KEYS = _RedactApiKeys()
+_REDACT_CREDENTIALS = _RedactCredentials()
 
 
 def make_server(
@@ -87,7 +104,10 @@ def make_server(
         port=settings.port,
         log_level=log_level,
         lifespan="on",
+        http=http_protocol(settings),
         ws=LeanWebSocketProtocol,
+        h11_max_incomplete_event_size=settings.max_header_bytes,
+        timeout_keep_alive=settings.keep_alive_timeout_s,
         ws_max_size=settings.max_message_bytes,
         ws_ping_interval=settings.heartbeat_interval_s,
         ws_ping_timeout=settings.heartbeat_interval_s,
@@ -99,5 +119,8 @@ def make_server(
     )
     logging.getLogger("uvicorn.error").addFilter(_DenialIsNotAnError())
     for name in ("uvicorn.access", "uvicorn.error"):
-        logging.getLogger(name).addFilter(_REDACT_API_KEYS)  # the same filter once, however many servers
+        logging.getLogger(name).addFilter(_REDACT_CREDENTIALS)  # the same filter once, however many servers
+    for name in ("", "uvicorn", "uvicorn.access", "uvicorn.error"):
+        for handler in logging.getLogger(name).handlers:  # and every record these handlers write
+            handler.addFilter(_REDACT_CREDENTIALS)
     return Server(config, app.state.services)

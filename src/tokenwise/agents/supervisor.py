@@ -74,9 +74,15 @@ async def run_pipeline(
 
 
 async def _orchestrate(ctx: RunContext, roster: Mapping[str, Agent], ledger: CallLedger) -> tuple[JSON, str]:
+    last = ctx.stop_after if ctx.stop_after in PIPELINE else None
     for name in PIPELINE[:-1]:
+        if last is not None and PIPELINE.index(name) > PIPELINE.index(last):
+            ctx.sink.emit("agent_thinking", SUPERVISOR, {"thought": f"Stopping after {last}, as asked."})
+            break
         agent = roster.get(name)
-        if agent is None or (name == "data_helper" and not _insufficient(ctx)) or not _asked(ctx, name):
+        # The agent a client asked to stop after runs whatever the plan needs.
+        asked = name == last or _asked(ctx, name)
+        if agent is None or (name == "data_helper" and not _insufficient(ctx)) or not asked:
             continue
         if name in ctx.results:
             continue  # ran before a takeover (ctx.resumed): its result is the checkpoint's
@@ -88,13 +94,24 @@ async def _orchestrate(ctx: RunContext, roster: Mapping[str, Agent], ledger: Cal
     if reporting is not None and await _step(ctx, reporting, ledger):
         out = ctx.results["reporting"]
         if isinstance(out.get("report"), dict) and isinstance(out.get("markdown"), str):
-            return out["report"], out["markdown"]
+            return _with_agent(ctx, roster, last, out["report"]), out["markdown"]
     # Reporting failed or is missing: the run still ends with a report, built and streamed here.
     report = compose({name: r for name, r in ctx.results.items() if name != "reporting"})
     markdown = render(report)
     for piece in deltas(markdown):
         ctx.sink.emit("partial_result", SUPERVISOR, {"delta": piece})
-    return report, markdown
+    return _with_agent(ctx, roster, last, report), markdown
+
+
+def _with_agent(ctx: RunContext, roster: Mapping[str, Agent], last: str | None, report: JSON) -> JSON:
+    """The report, with the result of the agent the run stopped after (when it was asked to)."""
+    if last is None:
+        return report
+    result = ctx.results.get(last)
+    agent = roster.get(last)
+    if result is not None and agent is not None and not result.get("failed"):
+        result = agent.compact(result)
+    return {**report, "agent": {"name": last, "result": result}}
 
 
 # Which intents need the savings agents: a plain question is answered by triage, data and reporting.

@@ -89,7 +89,8 @@ class WsTicketRow(Base):
 class ThreadRow(Base):
     __tablename__ = "threads"
 
-    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    # A UUID, or an id the client chose for a new thread (up to 128 of [A-Za-z0-9_.:-]).
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     title: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -135,6 +136,8 @@ class RunRow(Base):
     report: Mapped[dict[str, Any] | None]
     report_markdown: Mapped[str | None] = mapped_column(Text)
     question: Mapped[str | None] = mapped_column(Text)  # what the worker runs the pipeline on
+    # The last agent of the pipeline to run (`POST /api/agents/{agent}`); None: the whole pipeline.
+    stop_after: Mapped[str | None] = mapped_column(String(32))
     opens_thread: Mapped[bool] = mapped_column(Boolean, default=False)
     lease_owner: Mapped[str | None] = mapped_column(String(100))
     lease_expires_at: Mapped[datetime | None]

@@ -8,6 +8,7 @@ from tokenwise.doctor.context import Context, why
 from tokenwise.doctor.fixes import dependency_down, unexpected_answer
 from tokenwise.doctor.model import Check, Fault, Layer, failed, passed, warned
 
+ALIVE = ("healthy", "degraded", "ok")
 # Response headers that proxies, load balancers and CDNs add (uvicorn itself sends no Server header).
 REVEALING = (
     "server",
@@ -39,7 +40,8 @@ async def check(ctx: Context, layer: Layer) -> None:
         ctx.halted = "no HTTP answer"
         return
     body = answer.json()
-    if answer.status == 200 and isinstance(body, dict) and body.get("status") == "ok":
+    # "healthy" or "degraded" (a dependency failing: /health/ready below names it); "ok" before issue 12.
+    if answer.status == 200 and isinstance(body, dict) and body.get("status") in ALIVE:
         role = str(body.get("role", "?"))
         check_ = layer.add(
             passed(

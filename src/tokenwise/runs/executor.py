@@ -73,6 +73,7 @@ class Executor:
             usage=self._usage_for(job.user_id),
             results=recorder.results if recorder.results is not None else {},
             thread=self._thread_for(job),
+            stop_after=job.stop_after,
         )
 
     async def execute(self, job: RunJob, recorder: RunRecorder) -> None:

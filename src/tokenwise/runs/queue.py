@@ -33,6 +33,7 @@ _CLAIMED = (
     RunRow.attempts,
     RunRow.checkpoint,
     RunRow.cancel_requested_at,
+    RunRow.stop_after,
 )
 
 
@@ -55,6 +56,7 @@ class RunJob:
     takeover: bool  # claimed from a holder whose lease expired: events may exist already
     cancel_requested: bool = False  # a stop arrived before the claim
     handed_back: bool = False  # released by a draining worker: it goes on, whatever the recovery setting
+    stop_after: str | None = None  # the last agent to run (POST /api/agents/{agent}); None: all of them
 
     @classmethod
     def from_row(cls, row: Any, *, takeover: bool, handed_back: bool = False) -> RunJob:
@@ -70,6 +72,7 @@ class RunJob:
             takeover=takeover,
             cancel_requested=row.cancel_requested_at is not None,
             handed_back=handed_back,
+            stop_after=row.stop_after,
         )
 
 

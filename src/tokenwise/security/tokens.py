@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import jwt
 
@@ -48,11 +48,20 @@ class TokenIssuer:
         return token, expires
 
 
+class UserCheck(Protocol):
+    """Refuses (AuthenticationError) a user id whose account no longer exists."""
+
+    async def require(self, user_id: str) -> None: ...
+
+
 class TokenVerifier:
     """Verifies access tokens against published keys; a mismatch is named, never guessed around."""
 
-    def __init__(self, keys: KeySource, *, issuer: str, audience: str) -> None:
+    def __init__(
+        self, keys: KeySource, *, issuer: str, audience: str, users: UserCheck | None = None
+    ) -> None:
         self.keys, self.issuer, self.audience = keys, issuer, audience
+        self.users = users  # a deleted account's tokens verify as signed: this refuses them
 
     async def verify(self, token: str) -> Claims:
         """The token's claims, or AuthenticationError with a `reason` saying what failed."""
@@ -91,8 +100,11 @@ class TokenVerifier:
             raise AuthenticationError("the token's signature does not verify", reason="signature") from exc
         except jwt.InvalidTokenError as exc:
             raise AuthenticationError(f"the access token is invalid: {exc}", reason="invalid") from exc
-        return Claims(
+        verified = Claims(
             user_id=str(claims["sub"]),
             expires_at=datetime.fromtimestamp(int(claims["exp"]), UTC),
             jti=str(claims["jti"]),
         )
+        if self.users is not None:
+            await self.users.require(verified.user_id)
+        return verified

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,7 +15,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tokenwise.db.database import Database
 from tokenwise.db.tables import MessageRow, RunRow, ThreadRow, UserRow, utcnow
 from tokenwise.errors import NotFound, TooManyRuns
-from tokenwise.runs.queue import active_runs
+from tokenwise.runs.queue import ACTIVE, active_runs
+from tokenwise.session.frames import THREAD_ID
+
+CLIENT_THREAD_ID = re.compile(THREAD_ID)  # what a client-chosen id of a new thread may be
+
+
+class _ThreadRace(Exception):
+    """Two messages created the same client-chosen thread at once; the loser submits again."""
 
 
 @dataclass(frozen=True)
@@ -125,27 +133,58 @@ class Chat:
         *,
         thread_id: str | None = None,
         client_message_id: str | None = None,
+        create_thread: bool = False,
+        stop_after: str | None = None,
     ) -> Submission:
-        """Store a user message and its run (a new thread when none is named); idempotent per client id."""
+        """Store a user message and its run (a new thread when none is named); idempotent per client id.
+
+        `create_thread`: a well-formed `thread_id` that does not exist yet opens that thread for this user
+        (one of another user's stays NotFound). `stop_after`: the last agent the run's pipeline runs.
+        """
+        for attempt in (1, 2):
+            try:
+                return await self._submit(
+                    user_id, content, thread_id, client_message_id, create_thread, stop_after
+                )
+            except _ThreadRace:
+                if attempt == 2:
+                    raise NotFound(f"no thread {thread_id!r}", field="thread_id") from None
+        raise AssertionError("unreachable")
+
+    async def _submit(
+        self,
+        user_id: str,
+        content: str,
+        thread_id: str | None,
+        client_message_id: str | None,
+        create_thread: bool,
+        stop_after: str | None,
+    ) -> Submission:
         # No lookup first: a repeated client_message_id is caught by the unique constraint, so the common
         # case (a new message) costs one transaction on the way to the run's first event.
         message_id, run_id = str(uuid.uuid4()), str(uuid.uuid4())
         now = utcnow()
-        opens_thread = thread_id is None
+        opens_thread = chosen = False
         try:
             async with self._db.session() as session:
                 await self._admit(session, user_id)
-                if thread_id is None:
-                    thread_id = str(uuid.uuid4())
+                existing = None if thread_id is None else await session.get(ThreadRow, thread_id)
+                chosen = (
+                    existing is None and create_thread and bool(CLIENT_THREAD_ID.fullmatch(thread_id or ""))
+                )
+                if thread_id is None or chosen:
+                    opens_thread = True
+                    thread_id = thread_id or str(uuid.uuid4())
                     session.add(
                         ThreadRow(
                             id=thread_id, user_id=user_id, title=content[:80], created_at=now, updated_at=now
                         )
                     )
                     await session.flush()
+                elif existing is None or existing.user_id != user_id:
+                    raise NotFound(f"no thread {thread_id!r}", field="thread_id")
                 else:
-                    thread = await self._owned_thread(session, user_id, thread_id)
-                    thread.updated_at = now
+                    existing.updated_at = now
                 session.add(
                     MessageRow(
                         id=message_id,
@@ -169,15 +208,18 @@ class Chat:
                         created_at=now,
                         question=content,
                         opens_thread=opens_thread,
+                        stop_after=stop_after,
                     )
                 )
-        except (IntegrityError, TooManyRuns):
+        except (IntegrityError, TooManyRuns) as exc:
             # This client_message_id was seen before (or raced with a twin, or is resent at the run
             # limit after a reconnect): the first one owns the run, and gets the same ack.
             seen = await self._seen(user_id, client_message_id) if client_message_id else None
-            if seen is None:
-                raise
-            return seen
+            if seen is not None:
+                return seen
+            if isinstance(exc, IntegrityError) and chosen:
+                raise _ThreadRace from exc  # another message created the same client-chosen thread first
+            raise
         return Submission(
             message_id, thread_id, run_id, client_message_id, content, is_new=True, opens_thread=opens_thread
         )
@@ -239,6 +281,27 @@ class Chat:
                 }
             )
         return turns
+
+    async def active_runs(self, user_id: str) -> list[RunRow]:
+        """The user's runs still queued or running, oldest first."""
+        query = (
+            select(RunRow)
+            .where(RunRow.user_id == user_id, RunRow.status.in_(ACTIVE))
+            .order_by(RunRow.created_at)
+        )
+        async with self._db.session() as session:
+            return list((await session.scalars(query)).all())
+
+    async def reports(self, user_id: str, limit: int = 50) -> list[RunRow]:
+        """The user's runs that wrote a report, newest first."""
+        query = (
+            select(RunRow)
+            .where(RunRow.user_id == user_id, RunRow.status == "completed")
+            .order_by(RunRow.created_at.desc())
+            .limit(limit)
+        )
+        async with self._db.session() as session:
+            return [row for row in (await session.scalars(query)).all() if row.report]
 
     async def get_run(self, user_id: str, run_id: str) -> RunRow:
         async with self._db.session() as session:

@@ -23,6 +23,7 @@ from tokenwise.security.keysource import KeySource, LocalKeySource, NoKeySource,
 from tokenwise.security.secretbox import SecretBox
 from tokenwise.security.tokens import TokenIssuer, TokenVerifier
 from tokenwise.services.accounts import Accounts
+from tokenwise.services.active_users import ActiveUsers
 from tokenwise.services.api_keys import ApiKeys
 from tokenwise.services.chat import Chat, ThreadTurns
 from tokenwise.services.connections import ConnectionRegistry
@@ -206,7 +207,9 @@ class Services:
             http=http,
             metrics=metrics,
             keys=keys,
-            verifier=TokenVerifier(keys, issuer=settings.jwt_issuer, audience=settings.jwt_audience),
+            verifier=TokenVerifier(
+                keys, issuer=settings.jwt_issuer, audience=settings.jwt_audience, users=ActiveUsers(db)
+            ),
             bus=bus,
             event_log=event_log,
             chat=chat,

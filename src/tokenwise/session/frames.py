@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
+from tokenwise import jsonlimits
+
 MAX_CONTENT_CHARS = 32_000
+MAX_FRAME_DEPTH = 32  # nesting of a frame's JSON; the frames themselves need three levels
+MAX_SEQ = 2**63 - 1
 Id = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+# A thread id a client may choose for a new thread (server-made ones are UUIDs, which match it too).
+THREAD_ID = r"[A-Za-z0-9_.:-]{1,128}"
+ThreadId = Annotated[str, StringConstraints(pattern=f"^{THREAD_ID}$")]
 
 
 class Frame(BaseModel):
@@ -20,12 +26,18 @@ class UserMessage(Frame):
     content: Annotated[
         str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_CONTENT_CHARS)
     ]
-    thread_id: Id | None = None
+    thread_id: ThreadId | None = None
     client_message_id: Id | None = None
 
 
 class Ping(Frame):
     type: Literal["ping"] = "ping"
+
+
+class Heartbeat(Frame):
+    """An application-level heartbeat (clients of the platform Tokenwise replaces send it)."""
+
+    type: Literal["heartbeat"] = "heartbeat"
 
 
 class Auth(Frame):
@@ -41,7 +53,7 @@ class AuthRefresh(Frame):
 class Resume(Frame):
     type: Literal["resume"] = "resume"
     run_id: Id
-    after_seq: int = Field(default=0, ge=0)
+    after_seq: int = Field(default=0, ge=0, le=MAX_SEQ)  # a 64-bit column: larger is a client mistake
 
 
 class StopAgent(Frame):
@@ -61,13 +73,29 @@ class Diagnostics(Frame):
     type: Literal["diagnostics"] = "diagnostics"
 
 
-ClientFrame = UserMessage | Ping | Auth | AuthRefresh | Resume | StopAgent | GetThreadHistory | Diagnostics
+ClientFrame = (
+    UserMessage | Ping | Heartbeat | Auth | AuthRefresh | Resume | StopAgent | GetThreadHistory | Diagnostics
+)
 
-# Existing clients name a chat message in several ways and nest its fields in several places.
-_MESSAGE_TYPES = {"user_message", "chat_message", "message", "start_agent"}
-_TEXT_KEYS = ("content", "message", "text", "user_request")
+# Existing clients name a chat message in several ways and nest its fields in several places; the last
+# seven types are the dialect of the platform Tokenwise replaces.
+MESSAGE_TYPES = (
+    "user_message",
+    "chat_message",
+    "message",
+    "start_agent",
+    "execute_agent",
+    "EXECUTE_AGENT",
+    "agent_request",
+    "agent",
+    "user_input",
+    "user",
+    "chat",
+)
+TEXT_KEYS = ("content", "message", "text", "user_request", "request")
 _MODELS: dict[str, type[Frame]] = {
     "ping": Ping,
+    "heartbeat": Heartbeat,
     "auth": Auth,
     "auth_refresh": AuthRefresh,
     "resume": Resume,
@@ -91,7 +119,7 @@ class ProtocolError(Exception):
         return body
 
 
-def _flatten(raw: dict[str, Any]) -> dict[str, Any]:
+def flatten(raw: dict[str, Any]) -> dict[str, Any]:
     """Merge `payload` and `data` into the top level; top-level keys win."""
     merged: dict[str, Any] = {}
     for nested in ("data", "payload"):
@@ -103,11 +131,11 @@ def _flatten(raw: dict[str, Any]) -> dict[str, Any]:
 
 
 def _user_message(fields: dict[str, Any]) -> dict[str, Any]:
-    text_key = next((k for k in _TEXT_KEYS if isinstance(fields.get(k), str)), None)
+    text_key = next((k for k in TEXT_KEYS if isinstance(fields.get(k), str)), None)
     if text_key is None:
         raise ProtocolError(
             "invalid_message",
-            "a chat message needs its text in 'content' (or message/text/user_request)",
+            "a chat message needs its text in 'content' (or message/text/user_request/request)",
             field="content",
         )
     return {**fields, "content": fields[text_key], "type": "user_message"}
@@ -116,7 +144,7 @@ def _user_message(fields: dict[str, Any]) -> dict[str, Any]:
 def parse_frame(text: str) -> ClientFrame:
     """Parse one client text frame, or raise ProtocolError (invalid_json, unknown_type, invalid_message)."""
     try:
-        raw = json.loads(text)
+        raw = jsonlimits.loads(text, limit=MAX_FRAME_DEPTH)  # bounded: deep nesting is an error, not a bug
     except ValueError as exc:
         raise ProtocolError("invalid_json", f"the frame is not valid JSON: {exc}") from exc
     if not isinstance(raw, dict):
@@ -124,8 +152,8 @@ def parse_frame(text: str) -> ClientFrame:
     kind = raw.get("type")
     if not isinstance(kind, str):
         raise ProtocolError("invalid_message", "the frame has no string 'type'", field="type")
-    fields = _flatten(raw)
-    if kind in _MESSAGE_TYPES:
+    fields = flatten(raw)
+    if kind in MESSAGE_TYPES:
         model: type[Frame] = UserMessage
         fields = _user_message(fields)
     elif kind in _MODELS:

@@ -10,7 +10,7 @@ from pydantic import BaseModel, StringConstraints
 
 from tokenwise.agents.catalogue import catalogue
 from tokenwise.services.chat import message_json, run_json, thread_json
-from tokenwise.session.frames import MAX_CONTENT_CHARS
+from tokenwise.session.frames import MAX_CONTENT_CHARS, MAX_SEQ
 from tokenwise.web.deps import AppServices, CurrentClaims
 
 router = APIRouter(prefix="/api", tags=["api"])
@@ -82,7 +82,7 @@ async def run_events(
     run_id: str,
     claims: CurrentClaims,
     services: AppServices,
-    after_seq: Annotated[int, Query(ge=0)] = 0,
+    after_seq: Annotated[int, Query(ge=0, le=MAX_SEQ)] = 0,
 ) -> dict[str, Any]:
     await services.chat.get_run(claims.user_id, run_id)
     events = await services.event_log.read(claims.user_id, run_id, after_seq)
@@ -97,6 +97,7 @@ async def cancel_run(run_id: str, claims: CurrentClaims, services: AppServices) 
 
 @router.post("/ws/ticket")
 async def ws_ticket(claims: CurrentClaims, services: AppServices) -> dict[str, Any]:
+    services.throttle.ticket(claims.user_id)
     ticket, expires = await services.tickets.issue_ticket(claims.user_id, claims.expires_at)
     base = services.settings.resolved_public_url.replace("http", "ws", 1)
     return {"ticket": ticket, "expires_at": expires.isoformat(), "websocket_url": f"{base}/ws"}

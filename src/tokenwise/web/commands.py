@@ -36,8 +36,13 @@ async def user_message(conn: ChatConnection, frame: frames.UserMessage) -> None:
 
     async def submit_and_ack() -> str | None:
         nonlocal queued
+        # A thread id the client chose that does not exist yet opens that thread for this user.
         submission = await services.chat.submit(
-            conn.user_id, frame.content, thread_id=frame.thread_id, client_message_id=frame.client_message_id
+            conn.user_id,
+            frame.content,
+            thread_id=frame.thread_id,
+            client_message_id=frame.client_message_id,
+            create_thread=True,
         )
         queued = submission.is_new
         await conn.send(
@@ -70,6 +75,10 @@ async def user_message(conn: ChatConnection, frame: frames.UserMessage) -> None:
 
 async def ping(conn: ChatConnection, _frame: frames.Ping) -> None:
     await conn.send({"type": "pong", "server_time": now_iso()})
+
+
+async def heartbeat(conn: ChatConnection, _frame: frames.Heartbeat) -> None:
+    await conn.send({"type": "heartbeat_ack", "status": "healthy"})
 
 
 async def resume(conn: ChatConnection, frame: frames.Resume) -> None:
@@ -125,6 +134,8 @@ async def handle(conn: ChatConnection, frame: frames.ClientFrame) -> None:
             await user_message(conn, frame)
         case frames.Ping():
             await ping(conn, frame)
+        case frames.Heartbeat():
+            await heartbeat(conn, frame)
         case frames.Resume():
             await resume(conn, frame)
         case frames.StopAgent():

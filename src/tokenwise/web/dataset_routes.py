@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field, StrictBool, StringConstraints
 
+from tokenwise import jsonlimits
 from tokenwise.errors import InvalidInput
 from tokenwise.usage.datasets import dataset_json
 from tokenwise.web.deps import AppServices, CurrentClaims, IngestCaller, ReadCaller
@@ -44,7 +44,7 @@ def _mapping(upload: Upload) -> dict[str, str | None] | None:
     if not text:
         return None
     try:
-        mapping = json.loads(text)
+        mapping = jsonlimits.loads(text)  # a mapping is flat: deep nesting is refused before parsing
     except ValueError as exc:
         raise InvalidInput(f"mapping: not valid JSON ({exc})", field="mapping") from exc
     if not isinstance(mapping, dict) or not all(

@@ -1,7 +1,10 @@
-"""Liveness, readiness (naming the failing dependency), WebSocket health and Prometheus metrics."""
+"""Liveness (`healthy`, `degraded`, `unhealthy`), readiness (naming the failing dependency), WebSocket
+health and Prometheus metrics."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable
 from typing import Any
 
 from fastapi import APIRouter, Response
@@ -10,15 +13,44 @@ from fastapi.responses import JSONResponse
 from tokenwise import __version__
 from tokenwise.config import Role
 from tokenwise.errors import ServiceUnavailable
+from tokenwise.session.events import now_iso
 from tokenwise.web.deps import AppServices
 
 router = APIRouter(tags=["health"])
 
 
+SERVICE = "tokenwise"
+_LIVENESS_TIMEOUT_S = 0.5  # under the 1 s that probes (and tests/support/live.py) wait
+
+
+async def _answers(check: Awaitable[None]) -> bool:
+    """Whether a dependency answers within the liveness probe's budget."""
+    try:
+        await asyncio.wait_for(check, _LIVENESS_TIMEOUT_S)
+    except (ServiceUnavailable, TimeoutError):
+        return False
+    return True
+
+
 @router.get("/health")
 @router.get("/api/health")
-async def health(services: AppServices) -> dict[str, Any]:
-    return {"status": "ok", "version": __version__, "role": services.settings.role.value}
+async def health(services: AppServices) -> JSONResponse:
+    """Liveness: `healthy`, `degraded` (alive, a dependency failing: still 200) or `unhealthy` (503)."""
+    if services.stopping:
+        status, checks = "unhealthy", {"server": "stopping"}
+    else:
+        database, bus = await asyncio.gather(_answers(services.db.ping()), _answers(services.bus.ping()))
+        checks = {"database": "ok" if database else "failing", "bus": "ok" if bus else "failing"}
+        status = "healthy" if database and bus else "degraded"
+    body = {
+        "status": status,
+        "service": SERVICE,
+        "version": __version__,
+        "timestamp": now_iso(),
+        "role": services.settings.role.value,
+        "checks": checks,
+    }
+    return JSONResponse(body, status_code=503 if status == "unhealthy" else 200)
 
 
 @router.get("/health/ready")

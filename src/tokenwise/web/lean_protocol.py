@@ -3,11 +3,17 @@
 An idle chat connection is mostly bookkeeping that waits: uvicorn's receive queue (three deques), its
 write-readiness event (one deque), and the handshake request and response it keeps after the 101.
 Here they are replaced by equivalents that allocate only while something is actually waiting.
+
+Two gaps of uvicorn's protocol are closed here too: a handshake that the websockets library refuses while
+parsing it (a header line over 8 KiB, too many headers) got its 431 prepared but never sent, and the
+socket was held open for ever; and a text frame that is not UTF-8 closed with 1007, no reason and a
+logged traceback.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import deque
 from typing import Any, Generic, TypeVar
 
@@ -15,6 +21,8 @@ from uvicorn._types import ASGISendEvent
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 T = TypeVar("T")
+log = logging.getLogger("tokenwise.websocket")
+CLOSE_INVALID_DATA = 1007
 
 
 class Mailbox(Generic[T]):
@@ -99,3 +107,25 @@ class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
         await super().send(message)
         if message["type"] == "websocket.accept":
             self.request = self.response = None  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if not self.handshake_initiated and self.conn.handshake_exc is not None:
+            # websockets refused the request while parsing it (431, 414) or found no HTTP request in it:
+            # send what it prepared (nothing for garbage) and close.
+            self.handshake_complete = self.close_sent = True
+            output = self.conn.data_to_send()
+            self.transport.write(b"".join(output))
+            self.transport.close()
+
+    def send_receive_event_to_app(self) -> None:
+        if self.curr_msg_data_type == "text" and not self.close_sent:
+            try:
+                b"".join(self.frames).decode()
+            except UnicodeDecodeError as exc:
+                log.info("websocket: a text frame is not UTF-8 (%s); closed with 1007", exc.reason)
+                self.frames = []
+                self.conn.send_close(CLOSE_INVALID_DATA, "invalid_utf8: text frames must be UTF-8")
+                self.handle_parser_exception()
+                return
+        super().send_receive_event_to_app()

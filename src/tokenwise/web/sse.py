@@ -13,6 +13,7 @@ from fastapi.responses import StreamingResponse
 from tokenwise.services.container import Services
 from tokenwise.services.feed import Feed
 from tokenwise.session.events import RunEvent
+from tokenwise.session.frames import MAX_SEQ
 from tokenwise.web.deps import AppServices, CurrentClaims
 
 router = APIRouter(prefix="/api", tags=["api"])
@@ -23,7 +24,8 @@ def sse_frame(event: RunEvent) -> str:
     return f"id: {event.seq}\nevent: {event.type}\ndata: {event.body}\n\n"
 
 
-async def _stream(services: Services, user_id: str, run_id: str, after_seq: int) -> AsyncIterator[str]:
+async def stream_events(services: Services, user_id: str, run_id: str, after_seq: int) -> AsyncIterator[str]:
+    """The run's events after `after_seq` as SSE text, stored ones first, ending after the final one."""
     queue: asyncio.Queue[RunEvent] = asyncio.Queue()
 
     async def enqueue(event: RunEvent) -> None:
@@ -57,8 +59,8 @@ async def stream_run(
     run_id: str,
     claims: CurrentClaims,
     services: AppServices,
-    last_event_id: Annotated[int | None, Header(ge=0)] = None,
-    after_seq: Annotated[int, Query(ge=0)] = 0,
+    last_event_id: Annotated[int | None, Header(ge=0, le=MAX_SEQ)] = None,
+    after_seq: Annotated[int, Query(ge=0, le=MAX_SEQ)] = 0,
 ) -> Response:
     """Every event after Last-Event-ID (or `after_seq`), live ones included, ending after the final one."""
     run = await services.chat.get_run(claims.user_id, run_id)
@@ -67,8 +69,15 @@ async def stream_run(
         # The final event was already delivered (an EventSource reconnects whenever a stream ends): 204
         # tells it to stop, where an open stream would wait for ever for events that never come.
         return Response(status_code=204)
+    return event_stream(services, claims.user_id, run_id, start)
+
+
+def event_stream(
+    services: Services, user_id: str, run_id: str, after_seq: int, headers: dict[str, str] | None = None
+) -> StreamingResponse:
+    """The streaming response of a run's events (also `POST /api/agents/stream`)."""
     return StreamingResponse(
-        _stream(services, claims.user_id, run_id, start),
+        stream_events(services, user_id, run_id, after_seq),
         media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no", **(headers or {})},
     )

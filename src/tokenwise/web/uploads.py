@@ -24,7 +24,7 @@ from tokenwise.usage.datasets import human_bytes
 
 MAX_FIELD_BYTES = 1024 * 1024
 # Multipart framing and the text fields travel with the file: allow them on top of the file limit.
-_ENVELOPE_BYTES = 2 * MAX_FIELD_BYTES
+ENVELOPE_BYTES = 2 * MAX_FIELD_BYTES
 
 
 @dataclass
@@ -119,7 +119,7 @@ async def receive_upload(request: Request, *, limit: int, work_dir: Path) -> Asy
     if content_type != b"multipart/form-data" or b"boundary" not in params:
         raise InvalidInput("send the file as multipart/form-data in the field 'file'", field="file")
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit + _ENVELOPE_BYTES:
+    if declared and declared.isdigit() and int(declared) > limit + ENVELOPE_BYTES:
         raise too_large
     receiver = _Receiver(limit, work_dir)
     parser = MultipartParser(

@@ -23,7 +23,7 @@ from tokenwise.errors import AuthenticationError, PermissionDenied, ServiceUnava
 from tokenwise.services.container import Services
 from tokenwise.services.feed import Feed
 from tokenwise.session import frames
-from tokenwise.session.events import RunEvent, now_iso
+from tokenwise.session.events import CRITICAL_TYPES, RunEvent, now_iso
 from tokenwise.session.handshake import SUBPROTOCOL, Credential, Method, offered_subprotocols, read_credential
 from tokenwise.session.ratelimit import TokenBucket
 from tokenwise.web.errors import error_response
@@ -62,6 +62,9 @@ class ChatConnection:
 
     # ---- sending -----------------------------------------------------------------------------------
     async def send(self, frame: dict[str, Any]) -> None:
+        """Send a frame the server composes; each carries `timestamp` (run events have theirs already)."""
+        if "timestamp" not in frame:
+            frame = {**frame, "timestamp": now_iso()}
         await self.send_text(json.dumps(frame, separators=(",", ":")))
 
     async def send_text(self, text: str) -> None:
@@ -214,6 +217,13 @@ class ChatConnection:
                     "protocol_version": PROTOCOL_VERSION,
                     "heartbeat_interval_s": self.settings.heartbeat_interval_s,
                     "max_message_bytes": self.settings.max_message_bytes,
+                    # The same, as clients of the platform Tokenwise replaces read them.
+                    "connection_ready": True,
+                    "golden_path_events": list(CRITICAL_TYPES),
+                    "config": {
+                        "heartbeat_interval": self.settings.heartbeat_interval_s,
+                        "max_message_size": self.settings.max_message_bytes,
+                    },
                 }
             )
             # An idle connection costs one task (the pump) and one timer (expiry): it is what 10,000 of
@@ -260,6 +270,7 @@ class ChatConnection:
             except frames.ProtocolError as exc:
                 await self._protocol_error(exc)
                 continue
+            await self._require_account()
             try:
                 await handle(self, frame)
             except (
@@ -270,6 +281,17 @@ class ChatConnection:
                 AuthenticationError,
             ) as exc:
                 await self.fail_open(exc)
+
+    async def _require_account(self) -> None:
+        """A connection whose account was deleted is closed at its next frame (4401), never 1011."""
+        users = self.services.verifier.users
+        if users is None:
+            return
+        try:
+            await users.require(self.user_id)
+        except AuthenticationError as exc:
+            await self.fail_open(exc)
+            await self.close(errors.CLOSE_UNAUTHENTICATED, errors.close_reason(exc))
 
     async def fail_open(self, error: TokenwiseError) -> None:
         """An error frame for a client mistake; the connection stays open whatever the error's class."""

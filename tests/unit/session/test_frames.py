@@ -10,14 +10,42 @@ from tokenwise.session import frames
 from tokenwise.session.frames import ProtocolError, parse_frame
 
 
-@pytest.mark.parametrize("kind", ["user_message", "chat_message", "message", "start_agent"])
-@pytest.mark.parametrize("key", ["content", "message", "text", "user_request"])
+@pytest.mark.parametrize("kind", frames.MESSAGE_TYPES)
+@pytest.mark.parametrize("key", frames.TEXT_KEYS)
 @pytest.mark.parametrize("nest", [None, "payload", "data"])
 def test_every_message_spelling_is_a_user_message(kind: str, key: str, nest: str | None) -> None:
     fields = {key: "  cut spend  ", "thread_id": "t-1", "client_message_id": "c-1"}
     raw = {"type": kind, **fields} if nest is None else {"type": kind, nest: fields}
     frame = parse_frame(json.dumps(raw))
     assert frame == frames.UserMessage(content="cut spend", thread_id="t-1", client_message_id="c-1")
+
+
+def test_the_replaced_platforms_dialect_is_accepted() -> None:
+    assert {"execute_agent", "EXECUTE_AGENT", "agent_request", "agent", "user_input", "user", "chat"} <= set(
+        frames.MESSAGE_TYPES
+    )
+    frame = parse_frame(
+        json.dumps(
+            {"type": "EXECUTE_AGENT", "payload": {"request": "cut spend", "thread_id": "crm:42_a.b-c"}}
+        )
+    )
+    assert frame == frames.UserMessage(content="cut spend", thread_id="crm:42_a.b-c")
+    # A run id at either place, too.
+    assert parse_frame('{"type": "stop_agent", "payload": {"run_id": "r"}}') == frames.StopAgent(run_id="r")
+    assert parse_frame('{"type": "heartbeat"}') == frames.Heartbeat()
+
+
+@pytest.mark.parametrize("thread_id", ["", "has space", "x" * 129, "slash/ed", "ünïcode", "line\n"])
+def test_a_thread_id_a_client_may_not_choose_is_refused(thread_id: str) -> None:
+    with pytest.raises(ProtocolError) as caught:
+        parse_frame(json.dumps({"type": "chat", "message": "x", "thread_id": thread_id}))
+    assert (caught.value.code, caught.value.field) == ("invalid_message", "thread_id")
+
+
+def test_the_longest_thread_id_a_client_may_choose() -> None:
+    frame = parse_frame(json.dumps({"type": "user", "text": "x", "data": {"thread_id": "t" * 128}}))
+    assert isinstance(frame, frames.UserMessage)
+    assert frame.thread_id == "t" * 128
 
 
 def test_top_level_fields_win_over_nested_ones() -> None:
