@@ -77,6 +77,15 @@ class RunJob:
 
 
 @dataclass(frozen=True)
+class Lease:
+    """A lease taken at submit time by the in-process worker: the run is stored `running`, epoch 1,
+    and handed straight to that worker (no claim transaction, no wake-up on the way to its first event)."""
+
+    owner: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
 class Renewal:
     lost: frozenset[str]  # runs whose lease this worker no longer holds
     cancel: frozenset[str]  # held runs whose cancellation was requested
@@ -99,6 +108,9 @@ class RunQueue:
 
     def _until(self, now: datetime) -> datetime:
         return now + self._lease
+
+    def lease(self, owner: str) -> Lease:
+        return Lease(owner, self._until(utcnow()))
 
     async def claim(self, owner: str, limit: int) -> list[RunJob]:
         """Lease up to `limit` queued runs, oldest first."""

@@ -72,6 +72,7 @@ class Worker:
         self._loops: list[asyncio.Task[None]] = []
         self._signals: list[Signals] = []
         self._endings: set[asyncio.Future[None]] = set()
+        self._reserved = 0  # slots promised to runs being stored with this worker's lease (adopt)
         self.claimed = 0  # runs this worker started (fresh or taken over), for tests and metrics
         self._last_purge = float("-inf")
 
@@ -99,6 +100,21 @@ class Worker:
 
     def wake(self) -> None:
         self._wake.set()
+
+    def reserve(self) -> bool:
+        """Promise a slot to a run about to be stored with this worker's lease; False when full."""
+        if not self._claiming or len(self._held) + self._reserved >= self.concurrency:
+            return False
+        self._reserved += 1
+        return True
+
+    def adopt(self, job: RunJob) -> None:
+        """Start a run stored with this worker's lease (its reserved slot)."""
+        self._reserved -= 1
+        self._start(job)
+
+    def unreserve(self) -> None:
+        self._reserved -= 1
 
     async def drain(self, grace_s: float) -> None:
         """Stop claiming; let held runs finish within `grace_s`; then hand them back to another worker
@@ -157,7 +173,7 @@ class Worker:
     async def _claim_forever(self) -> None:
         while True:
             self._wake.clear()
-            free = self.concurrency - len(self._held)
+            free = self.concurrency - len(self._held) - self._reserved
             if self._claiming and free > 0:
                 try:
                     jobs = await self._queue.claim(self.owner, free)

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tokenwise.db.database import Database
 from tokenwise.db.tables import MessageRow, RunRow, ThreadRow, UserRow, utcnow
 from tokenwise.errors import NotFound, TooManyRuns
-from tokenwise.runs.queue import ACTIVE, active_runs
+from tokenwise.runs.queue import ACTIVE, Lease, active_runs
 from tokenwise.session.frames import THREAD_ID
 
 CLIENT_THREAD_ID = re.compile(THREAD_ID)  # what a client-chosen id of a new thread may be
@@ -36,6 +36,7 @@ class Submission:
     question: str
     is_new: bool  # False when the client_message_id was seen before: no second run
     opens_thread: bool = False  # the message started its thread: there is no context to read
+    stop_after: str | None = None  # the last agent its run's pipeline runs (None: all)
 
 
 def thread_json(row: ThreadRow) -> dict[str, Any]:
@@ -135,16 +136,18 @@ class Chat:
         client_message_id: str | None = None,
         create_thread: bool = False,
         stop_after: str | None = None,
+        lease: Lease | None = None,
     ) -> Submission:
         """Store a user message and its run (a new thread when none is named); idempotent per client id.
 
         `create_thread`: a well-formed `thread_id` that does not exist yet opens that thread for this user
         (one of another user's stays NotFound). `stop_after`: the last agent the run's pipeline runs.
+        `lease`: the run is stored already leased to that (in-process) worker instead of queued.
         """
         for attempt in (1, 2):
             try:
                 return await self._submit(
-                    user_id, content, thread_id, client_message_id, create_thread, stop_after
+                    user_id, content, thread_id, client_message_id, create_thread, stop_after, lease
                 )
             except _ThreadRace:
                 if attempt == 2:
@@ -159,6 +162,7 @@ class Chat:
         client_message_id: str | None,
         create_thread: bool,
         stop_after: str | None,
+        lease: Lease | None = None,
     ) -> Submission:
         # No lookup first: a repeated client_message_id is caught by the unique constraint, so the common
         # case (a new message) costs one transaction on the way to the run's first event.
@@ -204,11 +208,21 @@ class Chat:
                         thread_id=thread_id,
                         user_id=user_id,
                         message_id=message_id,
-                        status="queued",
+                        status="queued" if lease is None else "running",
                         created_at=now,
                         question=content,
                         opens_thread=opens_thread,
                         stop_after=stop_after,
+                        **(
+                            {}
+                            if lease is None
+                            else {
+                                "lease_owner": lease.owner,
+                                "lease_expires_at": lease.expires_at,
+                                "epoch": 1,
+                                "attempts": 1,
+                            }
+                        ),
                     )
                 )
         except (IntegrityError, TooManyRuns) as exc:
@@ -221,7 +235,14 @@ class Chat:
                 raise _ThreadRace from exc  # another message created the same client-chosen thread first
             raise
         return Submission(
-            message_id, thread_id, run_id, client_message_id, content, is_new=True, opens_thread=opens_thread
+            message_id,
+            thread_id,
+            run_id,
+            client_message_id,
+            content,
+            is_new=True,
+            opens_thread=opens_thread,
+            stop_after=stop_after,
         )
 
     async def _admit(self, session: AsyncSession, user_id: str) -> None:

@@ -14,10 +14,10 @@ from tokenwise.agents.base import RunOutcome
 from tokenwise.bus.base import EventBus
 from tokenwise.db.tables import RunRow
 from tokenwise.runs.executor import Executor
-from tokenwise.runs.queue import RunQueue
+from tokenwise.runs.queue import Lease, RunJob, RunQueue
 from tokenwise.runs.recorder import end
 from tokenwise.runs.worker import CANCEL, WAKE, Worker, worker_id
-from tokenwise.services.chat import Chat
+from tokenwise.services.chat import Chat, Submission
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,36 @@ class Runs:
         self._chat, self._queue, self._bus, self._executor = chat, queue, bus, executor
         self.worker = worker
         self._owner = f"api:{worker_id()}"
+
+    def reserve(self) -> Lease | None:
+        """A lease for a run about to be stored, when this process's own worker has a free slot: the run
+        then goes straight to it (`started`), which keeps the embedded golden path one transaction short."""
+        if self.worker is None or not self.worker.reserve():
+            return None
+        return self._queue.lease(self.worker.owner)
+
+    async def started(self, user_id: str, submission: Submission | None, lease: Lease | None) -> None:
+        """After a submit: hand a leased run to the worker, or wake a worker for a queued one."""
+        if lease is not None and self.worker is not None:
+            if submission is not None and submission.is_new:
+                self.worker.adopt(
+                    RunJob(
+                        run_id=submission.run_id,
+                        user_id=user_id,
+                        thread_id=submission.thread_id,
+                        question=submission.question,
+                        opens_thread=submission.opens_thread,
+                        epoch=1,
+                        attempts=1,
+                        checkpoint=None,
+                        takeover=False,
+                        stop_after=submission.stop_after,
+                    )
+                )
+            else:
+                self.worker.unreserve()
+        elif submission is not None and submission.is_new:
+            await self.wake()
 
     async def wake(self) -> None:
         """A run was queued: the in-process worker, or every worker over the bus, looks now."""

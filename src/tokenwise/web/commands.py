@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from tokenwise.errors import AuthenticationError, Conflict, TokenExpired, TooManyRuns
 from tokenwise.faults import FaultPoint, trip
-from tokenwise.services.chat import message_json
+from tokenwise.services.chat import Submission, message_json
 from tokenwise.session import frames
 from tokenwise.session.events import now_iso
 from tokenwise.web.diagnostics import received
@@ -32,19 +32,20 @@ async def user_message(conn: ChatConnection, frame: frames.UserMessage) -> None:
             }
         )
         return
-    queued = False
+    lease = services.runs.reserve()  # the in-process worker takes the run at once, if it has room
+    submitted: Submission | None = None
 
     async def submit_and_ack() -> str | None:
-        nonlocal queued
+        nonlocal submitted
         # A thread id the client chose that does not exist yet opens that thread for this user.
-        submission = await services.chat.submit(
+        submitted = submission = await services.chat.submit(
             conn.user_id,
             frame.content,
             thread_id=frame.thread_id,
             client_message_id=frame.client_message_id,
             create_thread=True,
+            lease=lease,
         )
-        queued = submission.is_new
         await conn.send(
             {
                 "type": "ack",
@@ -67,10 +68,9 @@ async def user_message(conn: ChatConnection, frame: frames.UserMessage) -> None:
         exc.details["client_message_id"] = frame.client_message_id  # which message was not taken
         raise
     finally:
-        if queued:
-            # The run is queued: it starts even if the ack could not be sent (connection gone).
-            # Resending the client_message_id after reconnecting returns the same ack, then resume.
-            await services.runs.wake()
+        # The run is stored: it starts even if the ack could not be sent (connection gone). Resending
+        # the client_message_id after reconnecting returns the same ack, then resume.
+        await services.runs.started(conn.user_id, submitted, lease)
 
 
 async def ping(conn: ChatConnection, _frame: frames.Ping) -> None:
