@@ -28,6 +28,7 @@ from tokenwise.web import (
     sse,
 )
 from tokenwise.web.limits import BodyLimit
+from tokenwise.web.redirects import PublicRedirects
 from tokenwise.web.websocket import CHAT_PATHS, websocket_endpoint
 
 
@@ -51,6 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.services = services
     errors.install(app)
     app.add_middleware(BodyLimit, settings=settings)  # request bodies bounded per route, while read
+    app.add_middleware(PublicRedirects, public_url=settings.resolved_public_url)  # never to the Host header
     app.include_router(health.router)  # a worker serves only these: /health, /health/ready, /metrics
     if settings.serves_auth:
         app.include_router(auth_routes.router)

@@ -81,10 +81,19 @@ class Settings(BaseSettings):
     message_burst: int = Field(default=30, ge=1)
     sse_heartbeat_s: float = Field(default=15.0, gt=0)
     shutdown_grace_s: float = Field(default=10.0, ge=0)
+    # Slow consumers (web/ws_backpressure.py): a client owed more than ws_send_buffer_bytes beyond the
+    # kernel's buffers for ws_slow_consumer_s, or 4x that at once, is closed with 4408 slow_consumer.
+    ws_send_buffer_bytes: int = Field(default=1024 * 1024, ge=16 * 1024)
+    ws_slow_consumer_s: float = Field(default=10.0, gt=0)
 
     # Usage data: upload limit, records per workload-events batch, a prices file merged over the shipped one.
     max_upload_bytes: int = Field(default=512 * 1024 * 1024, ge=1024)
     max_event_batch: int = Field(default=1000, ge=1)
+    # One file's cost (usage/bounds.py): a .gz is refused once it decompresses past max_decompression_ratio
+    # times its size (from 16 MiB on) or max_decompressed_bytes (413); over max_dataset_rows rows, 422.
+    max_decompressed_bytes: int = Field(default=2 * 1024**3, ge=1024 * 1024)
+    max_decompression_ratio: int = Field(default=100, ge=2)
+    max_dataset_rows: int = Field(default=20_000_000, ge=1)
     prices_file: Path | None = None
 
     # Hostile input (docs/operations.md#limits-and-quotas). Request bodies, enforced while they are read
@@ -97,6 +106,17 @@ class Settings(BaseSettings):
     max_header_bytes: int = Field(default=16 * 1024, ge=4096)
     header_timeout_s: float = Field(default=10.0, gt=0)
     keep_alive_timeout_s: int = Field(default=5, ge=1)
+    # Sign-in throttling, in this process (services/throttle.py): token buckets (burst = the per-minute
+    # figure) per account and per client address that failed sign-ins spend; login_lock_after failures in
+    # a row lock the account for login_lock_s, whatever password comes. Over any of them: 429 + Retry-After.
+    login_per_minute_per_account: int = Field(default=10, ge=1)
+    login_per_minute_per_address: int = Field(default=30, ge=1)
+    login_lock_after: int = Field(default=10, ge=1)
+    login_lock_s: float = Field(default=300.0, gt=0)
+    register_burst_per_address: int = Field(default=60, ge=1)
+    register_per_hour_per_address: int = Field(default=120, ge=1)
+    refresh_per_minute_per_address: int = Field(default=60, ge=1)
+    tickets_per_minute_per_user: int = Field(default=120, ge=1)
 
     # Connectors (scheduled pulls of the providers' usage/cost reports). The admin keys they store are
     # encrypted with this Fernet key (comma-separated: the first encrypts, all decrypt, for rotation);

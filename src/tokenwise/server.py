@@ -15,8 +15,8 @@ from fastapi import FastAPI
 from tokenwise.config import Settings
 from tokenwise.services.container import Services
 from tokenwise.web.http_protocol import http_protocol
-from tokenwise.web.lean_protocol import LeanWebSocketProtocol
 from tokenwise.web.websocket import ChatFastPath
+from tokenwise.web.ws_backpressure import websocket_protocol
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ def make_server(
         log_level=log_level,
         lifespan="on",
         http=http_protocol(settings),
-        ws=LeanWebSocketProtocol,
+        ws=websocket_protocol(settings),  # the lean protocol, closing slow consumers (4408)
         h11_max_incomplete_event_size=settings.max_header_bytes,
         timeout_keep_alive=settings.keep_alive_timeout_s,
         ws_max_size=settings.max_message_bytes,

@@ -16,6 +16,7 @@ from tokenwise.db.tables import RefreshTokenRow, UserRow, utcnow
 from tokenwise.errors import AuthenticationError, Conflict, InvalidCredentials, NotFound
 from tokenwise.security.passwords import hash_password, needs_rehash, verify_password
 from tokenwise.security.tokens import TokenIssuer
+from tokenwise.services.throttle import Throttle
 
 
 @dataclass(frozen=True)
@@ -43,12 +44,19 @@ def _user(row: UserRow) -> User:
 
 
 class Accounts:
-    def __init__(self, db: Database, issuer: TokenIssuer, *, refresh_ttl_s: int) -> None:
+    def __init__(
+        self, db: Database, issuer: TokenIssuer, *, refresh_ttl_s: int, throttle: Throttle | None = None
+    ) -> None:
         self._db, self._issuer = db, issuer
         self._refresh_ttl = timedelta(seconds=refresh_ttl_s)
+        self.throttle = throttle
 
-    async def register(self, email: str, password: str, name: str | None = None) -> User:
-        """Create a user; a taken email is a Conflict."""
+    async def register(
+        self, email: str, password: str, name: str | None = None, *, client: str | None = None
+    ) -> User:
+        """Create a user; a taken email is a Conflict. `client` (an address) is rate-limited."""
+        if client is not None and self.throttle is not None:
+            self.throttle.register(client)
         row = UserRow(
             id=str(uuid.uuid4()),
             email=email.strip().lower(),
@@ -72,12 +80,29 @@ class Accounts:
             assert row is not None
             return _user(row)
 
-    async def login(self, email: str, password: str) -> TokenPair:
-        """A token pair; an unknown email and a wrong password fail alike, in the same time."""
-        async with self._db.session() as session:
-            row = await session.scalar(select(UserRow).where(UserRow.email == email.strip().lower()))
-        if not await verify_password(row.password_hash if row else None, password) or row is None:
+    async def login(self, email: str, password: str, *, client: str | None = None) -> TokenPair:
+        """A token pair; an unknown email and a wrong password fail alike, in the same time.
+
+        With `client` (an address), throttled per account and per address (services/throttle.py).
+        """
+        account, address = email.strip().lower(), client or ""
+        throttle = self.throttle if client is not None else None
+        if throttle is not None:
+            throttle.begin_login(account, address)
+        try:
+            async with self._db.session() as session:
+                row = await session.scalar(select(UserRow).where(UserRow.email == account))
+            matched = await verify_password(row.password_hash if row else None, password)
+        except BaseException:
+            if throttle is not None:
+                throttle.login_abandoned(account)  # no answer about the password: its token back
+            raise
+        if not matched or row is None:
+            if throttle is not None:
+                throttle.login_failed(account, address)
             raise InvalidCredentials("the email or password is incorrect")
+        if throttle is not None:
+            throttle.login_succeeded(account)
         if needs_rehash(row.password_hash):
             new_hash = await hash_password(password)
             async with self._db.session() as session:
@@ -100,8 +125,10 @@ class Accounts:
             )
         return TokenPair(access, refresh, self._issuer.ttl_s, user)
 
-    async def refresh(self, refresh_token: str) -> TokenPair:
+    async def refresh(self, refresh_token: str, *, client: str | None = None) -> TokenPair:
         """Rotate a refresh token. Presenting an already-rotated one revokes its whole family."""
+        if client is not None and self.throttle is not None:
+            self.throttle.refresh(client)
         now = utcnow()
         async with self._db.session() as session:
             row = await session.get(RefreshTokenRow, digest(refresh_token))

@@ -31,7 +31,9 @@ from tokenwise.services.connectors import Connectors
 from tokenwise.services.price_overrides import PriceOverrides
 from tokenwise.services.quota import ConnectionQuota, LocalQuota, RedisQuota
 from tokenwise.services.runs import Runs
+from tokenwise.services.throttle import Throttle, ThrottleLimits
 from tokenwise.services.tickets import Tickets
+from tokenwise.usage.bounds import Bounds
 from tokenwise.usage.datasets import Datasets
 from tokenwise.usage.prices import PriceList, load_prices
 
@@ -60,6 +62,7 @@ class Services:
     price_overrides: PriceOverrides
     api_keys: ApiKeys
     connectors: Connectors
+    throttle: Throttle
     keyring: KeyRing | None = None
     issuer: TokenIssuer | None = None
     accounts: Accounts | None = None
@@ -78,6 +81,9 @@ class Services:
             max_overflow=settings.db_max_overflow,
         )
         http = httpx.AsyncClient()
+        throttle = Throttle(
+            ThrottleLimits(**{name: getattr(settings, name) for name in ThrottleLimits.__dataclass_fields__})
+        )
         keyring = issuer = accounts = None
         if settings.serves_auth:
             keyring = KeyRing.from_directory(
@@ -89,7 +95,7 @@ class Services:
                 audience=settings.jwt_audience,
                 ttl_s=settings.access_token_ttl_s,
             )
-            accounts = Accounts(db, issuer, refresh_ttl_s=settings.refresh_token_ttl_s)
+            accounts = Accounts(db, issuer, refresh_ttl_s=settings.refresh_token_ttl_s, throttle=throttle)
         keys: KeySource
         if keyring is not None:
             keys = LocalKeySource(keyring, reload=settings.resolved_key_dir)
@@ -122,6 +128,11 @@ class Services:
             max_event_batch=settings.max_event_batch,
             prices=prices,
             prices_for=price_overrides.book_for,
+            bounds=Bounds(
+                max_rows=settings.max_dataset_rows,
+                max_decompressed_bytes=settings.max_decompressed_bytes,
+                max_ratio=settings.max_decompression_ratio,
+            ),
         )
 
         connector_key = settings.connector_key.get_secret_value() if settings.connector_key else None
@@ -224,6 +235,7 @@ class Services:
             price_overrides=price_overrides,
             api_keys=ApiKeys(db),
             connectors=connectors,
+            throttle=throttle,
             keyring=keyring,
             issuer=issuer,
             accounts=accounts,

@@ -44,6 +44,7 @@ from tokenwise.db.tables import DatasetRow
 from tokenwise.errors import Conflict, InvalidInput, NotFound, TooLarge
 from tokenwise.usage import formats
 from tokenwise.usage import ingest as ingest_mod
+from tokenwise.usage.bounds import Bounds
 from tokenwise.usage.normalize import Options
 from tokenwise.usage.overlap import Known, keys_path
 from tokenwise.usage.preview import preview_file
@@ -103,8 +104,10 @@ class Datasets:
         max_event_batch: int,
         prices: PriceList | None = None,
         prices_for: Callable[[str], Awaitable[PriceList]] | None = None,
+        bounds: Bounds | None = None,
     ) -> None:
         self.db = db
+        self.bounds = bounds or Bounds()  # decompressed bytes and rows of one file
         self.prices = prices if prices is not None else load_prices()
         self.prices_for = prices_for  # a user's own book (their price overrides); None: `prices` for all
         # One DuckDB database for every user's questions (each query takes its own cursor).
@@ -177,7 +180,9 @@ class Datasets:
         """Detected format, mapping, columns and the first rows, for confirming before an import."""
         self.check_size(await asyncio.to_thread(os.path.getsize, path))
         async with self._slots:
-            return await asyncio.to_thread(preview_file, path, filename, mapping, self.work_dir)
+            return await asyncio.to_thread(
+                preview_file, path, filename, mapping, self.work_dir, bounds=self.bounds
+            )
 
     async def import_file(
         self,
@@ -235,6 +240,7 @@ class Datasets:
                 override=mapping,
                 work_dir=self.work_dir,
                 known=known,
+                bounds=self.bounds,
             )
         details = _details(result)
         row = DatasetRow(

@@ -20,7 +20,9 @@ from typing import Any
 import duckdb
 
 from tokenwise.errors import Conflict, InvalidInput
+from tokenwise.usage import bounds as bounds_mod
 from tokenwise.usage import mapping as mapping_mod
+from tokenwise.usage.bounds import Bounds
 from tokenwise.usage.mapping import Detection
 from tokenwise.usage.normalize import EXPECTED, Check, Options, Plan, TimeScale, time_scale
 from tokenwise.usage.overlap import Known, Overlap, Skipped, keys_path
@@ -65,9 +67,17 @@ def inspect(
     filename: str | None = None,
     override: dict[str, str | None] | None = None,
     kind: str | None = None,
+    bounds: Bounds | None = None,
 ) -> tuple[Source, Detection]:
-    """Open the file and detect its format and mapping (nothing is validated yet)."""
-    source = open_source(con, path, kind or detect_kind(path, filename))
+    """Open the file and detect its format and mapping (nothing is validated yet).
+
+    A file over `bounds` (decompressed size, a Parquet footer's rows) is refused before it is read."""
+    bounds = bounds or Bounds()
+    bounds_mod.check_compressed(path, bounds)
+    kind = kind or detect_kind(path, filename)
+    if kind == "parquet":
+        bounds_mod.check_parquet_rows(con, path, bounds)
+    source = open_source(con, path, kind)
     return source, mapping_mod.detect(source.names, override)
 
 
@@ -82,19 +92,23 @@ def ingest(
     position: Position | None = None,
     work_dir: Path | None = None,
     known: Known | None = None,
+    bounds: Bounds | None = None,
 ) -> IngestResult:
     """Validate `path` and write its rows, normalized, to `out_path`; all or nothing.
 
     Rows that `known` (the user's other datasets) already holds are validated but not stored again; a
-    bucketed source also gets its bucket keys written to `keys_path(out_path)`.
+    bucketed source also gets its bucket keys written to `keys_path(out_path)`. A file over `bounds`
+    is refused before anything is written.
     """
     options = options or Options()
     con = connect(work_dir)
     try:
-        source, detection = inspect(con, path, filename, override, kind)
+        bounds = bounds or Bounds()
+        source, detection = inspect(con, path, filename, override, kind, bounds)
         mapping_mod.require(detection)
         plan = Plan(source, detection, options)
         rows, max_ts = validate(con, plan, position or position_of(source))
+        bounds_mod.check_rows(rows, bounds)
         if rows == 0:
             raise InvalidInput("the file has no data rows", field="file")
         fmt = detection.format

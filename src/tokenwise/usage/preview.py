@@ -8,6 +8,7 @@ from typing import Any
 
 from tokenwise.errors import InvalidInput
 from tokenwise.usage import schema
+from tokenwise.usage.bounds import Bounds
 from tokenwise.usage.ingest import connect, inspect, position_of, validate
 from tokenwise.usage.mapping import missing as mapping_missing
 from tokenwise.usage.normalize import Options, Plan, time_scale
@@ -21,11 +22,12 @@ def preview_file(
     override: dict[str, str | None] | None = None,
     work_dir: Path | None = None,
     limit: int = PREVIEW_ROWS,
+    bounds: Bounds | None = None,
 ) -> dict[str, Any]:
     """What an import of this file would do, from its first `limit` rows; raises only when unreadable."""
     con = connect(work_dir)
     try:
-        source, detection = inspect(con, path, filename, override)
+        source, detection = inspect(con, path, filename, override, bounds=bounds)
         con.execute(f"CREATE TEMP TABLE sample AS SELECT * FROM {source.relation} LIMIT {int(limit)}")  # noqa: S608
         texts = ", ".join(f"{expr} AS c{i}" for i, expr in enumerate(source.columns.values()))
         raw = con.execute(f"SELECT {texts} FROM sample").fetchall() if texts else []  # noqa: S608

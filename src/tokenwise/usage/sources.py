@@ -18,6 +18,7 @@ from typing import IO, Any, cast
 
 import duckdb
 
+from tokenwise import jsonlimits
 from tokenwise.errors import InvalidInput
 
 KINDS = ("csv", "jsonl", "json", "parquet")
@@ -32,6 +33,7 @@ _EXTENSIONS = {
     ".pq": "parquet",
 }
 _HEAD_BYTES = 64 * 1024
+JSON_DEPTH = 128  # DuckDB's own limit on JSON nesting: deeper lines are refused by both readers
 
 
 @dataclass(frozen=True)
@@ -194,7 +196,7 @@ def _jsonl_error(path: Path) -> InvalidInput | None:
             if not line.strip():
                 continue
             try:
-                value = json.loads(line)
+                value = jsonlimits.loads(line, limit=JSON_DEPTH)
             except ValueError as exc:
                 reason = getattr(exc, "msg", str(exc))
                 message = f"line {number}: could not read the JSONL file: expected a JSON object ({reason})"
@@ -236,7 +238,7 @@ def read_error(exc: duckdb.Error, kind: str) -> InvalidInput:
     elif "unterminated quote" in text:
         what = "a quoted value is never closed"
     elif "maximum recursion depth" in text:
-        what = "expected JSON nested at most 128 levels deep"
+        what = f"expected JSON nested at most {JSON_DEPTH} levels deep"
     elif "Malformed JSON" in text or "malformed" in text.lower():
         reason = text.rsplit(":", 1)[-1].strip() or "malformed JSON"
         what = f"expected a JSON object ({reason})"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, EmailStr, Field, StringConstraints
 
 from tokenwise.errors import ServiceUnavailable
@@ -51,22 +51,33 @@ def _accounts(services: Services) -> Accounts:
     return services.accounts
 
 
+def client_address(request: Request) -> str:
+    """The client's address (a trusted proxy's X-Forwarded-For already applied), the throttles' key."""
+    return request.client.host if request.client else "unknown"
+
+
 @router.post("/register", status_code=201)
-async def register(body: RegisterBody, services: AppServices) -> dict[str, Any]:
-    user = await _accounts(services).register(str(body.email), body.password, body.name)
+async def register(body: RegisterBody, request: Request, services: AppServices) -> dict[str, Any]:
+    accounts = _accounts(services)
+    user = await accounts.register(str(body.email), body.password, body.name, client=client_address(request))
     return {"user": user_json(user)}
 
 
 @router.post("/login")
-async def login(body: LoginBody, services: AppServices, response: Response) -> dict[str, Any]:
+async def login(
+    body: LoginBody, request: Request, services: AppServices, response: Response
+) -> dict[str, Any]:
     response.headers["Cache-Control"] = "no-store"
-    return pair_json(await _accounts(services).login(body.email, body.password))
+    accounts = _accounts(services)
+    return pair_json(await accounts.login(body.email, body.password, client=client_address(request)))
 
 
 @router.post("/refresh")
-async def refresh(body: RefreshBody, services: AppServices, response: Response) -> dict[str, Any]:
+async def refresh(
+    body: RefreshBody, request: Request, services: AppServices, response: Response
+) -> dict[str, Any]:
     response.headers["Cache-Control"] = "no-store"
-    return pair_json(await _accounts(services).refresh(body.refresh_token))
+    return pair_json(await _accounts(services).refresh(body.refresh_token, client=client_address(request)))
 
 
 @router.post("/logout", status_code=204)

@@ -1,4 +1,4 @@
-"""Reports over HTTP: a finished run's report as JSON, or its Markdown as a download.
+"""Reports over HTTP: a finished run's report as JSON, or its Markdown or table (CSV) as a download.
 
 A report is stored with the run that produced it, so its id is the run's id (`report_id` in the final
 event's `data.result` and in `GET /api/runs/{id}`). Another user's report is not found.
@@ -10,6 +10,7 @@ from typing import Any
 
 from fastapi import APIRouter, Response
 
+from tokenwise.agents.rendering import table_csv
 from tokenwise.db.tables import RunRow
 from tokenwise.errors import NotFound
 from tokenwise.web.deps import AppServices, CurrentClaims
@@ -27,7 +28,7 @@ async def _report_run(services: AppServices, user_id: str, report_id: str) -> Ru
     return run
 
 
-# Declared before `/reports/{report_id}`, which would otherwise take `<id>.md` as an id.
+# Declared before `/reports/{report_id}`, which would otherwise take `<id>.md` / `<id>.csv` as an id.
 @router.get("/reports/{report_id}.md")
 async def report_markdown(report_id: str, claims: CurrentClaims, services: AppServices) -> Response:
     """The report's Markdown, as a file to download."""
@@ -36,6 +37,20 @@ async def report_markdown(report_id: str, claims: CurrentClaims, services: AppSe
         content=run.report_markdown or "",
         media_type="text/markdown; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="tokenwise-report-{run.id}.md"'},
+    )
+
+
+@router.get("/reports/{report_id}.csv")
+async def report_csv(report_id: str, claims: CurrentClaims, services: AppServices) -> Response:
+    """The report's table (the answer's, else spend by model) as CSV; formulas from the data are defused."""
+    run = await _report_run(services, claims.user_id, report_id)
+    content = table_csv(run.report or {})
+    if content is None:
+        raise NotFound(f"report {report_id!r} has no table", field="report_id")
+    return Response(
+        content=content,
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="tokenwise-report-{run.id}.csv"'},
     )
 
 
