@@ -34,6 +34,7 @@ import asyncpg
 import httpx
 
 from tokenwise.client.api import Client
+from tokenwise.client.harness import LOAD_SERVER_ENV
 from tokenwise.client.load import percentile
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,6 +50,7 @@ def free_port() -> int:
 class Cluster:
     def __init__(self, directory: Path, **env: str) -> None:
         self.directory, self.port = directory, free_port()
+        directory.mkdir(parents=True, exist_ok=True)
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = (directory / "launcher.log").open("ab")
         command = [
@@ -62,7 +64,11 @@ class Cluster:
             "warning",
         ]
         self.process = subprocess.Popen(
-            command, cwd=ROOT, env={**os.environ, **env}, stdout=self.log, stderr=subprocess.STDOUT
+            command,
+            cwd=ROOT,
+            env={**os.environ, **LOAD_SERVER_ENV, **env},
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
         )
 
     def wait(self, timeout_s: float = 240.0) -> None:

@@ -24,11 +24,16 @@ from typing import Any
 
 import httpx
 
-# A local server is configured so that only the machine limits the load, not per-user policy.
-_LOCAL_SERVER_ENV = {
+# A local server is configured so that only the machine limits the load, not per-user or per-address
+# policy (the driver signs up and signs in every simulated user from one address).
+LOAD_SERVER_ENV = {
     "TOKENWISE_MAX_CONNECTIONS_PER_USER": "1000000",
     "TOKENWISE_MESSAGES_PER_SECOND": "1000000",
     "TOKENWISE_MESSAGE_BURST": "1000000",
+    "TOKENWISE_REGISTER_BURST_PER_ADDRESS": "1000000",
+    "TOKENWISE_REGISTER_PER_HOUR_PER_ADDRESS": "1000000",
+    "TOKENWISE_LOGIN_PER_MINUTE_PER_ADDRESS": "1000000",
+    "TOKENWISE_TICKETS_PER_MINUTE_PER_USER": "1000000",
 }
 
 
@@ -61,8 +66,8 @@ def local_server() -> Iterator[tuple[str, int]]:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     env = {k: v for k, v in os.environ.items() if not k.startswith("TOKENWISE_") and k != "PORT"}
-    env |= {**_LOCAL_SERVER_ENV, "TOKENWISE_DATA_DIR": str(data_dir), "TOKENWISE_HOST": "127.0.0.1"}
-    env |= {k: v for k, v in os.environ.items() if k in _LOCAL_SERVER_ENV}  # the caller's own limits win
+    env |= {**LOAD_SERVER_ENV, "TOKENWISE_DATA_DIR": str(data_dir), "TOKENWISE_HOST": "127.0.0.1"}
+    env |= {k: v for k, v in os.environ.items() if k in LOAD_SERVER_ENV}  # the caller's own limits win
     env["TOKENWISE_PORT"] = str(port)
     log = data_dir / "server.log"
     try:
