@@ -2,38 +2,31 @@
 
 Booting a Python process costs seconds of CPU, so a cluster is shared by the tests of a module: a test
 that kills a process calls `respawn()` at once (the replacement boots while the test goes on), and the
-per-test fixture calls `repair()`, which waits until the cluster is whole again. Every process shares one
-data and key directory, so the API processes verify the auth process's tokens through its JWKS.
-
-`Tab` is one browser tab: a WebSocket read in the background, every frame kept with its arrival time, so a
-test can act on several tabs at once and compare what each received with what is stored.
+per-test fixture calls `whole()`, which waits until the cluster is whole again. Every process shares one
+data and key directory, so the API processes verify the auth process's tokens through its JWKS. The
+clients of a test are in `support.tabs`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import signal
 import time
-from collections.abc import Callable, Iterator, Sequence
-from datetime import datetime
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
 from sqlalchemy import func, select
-from websockets.asyncio.client import ClientConnection
-from websockets.exceptions import ConnectionClosed
 
-from support.clients import Account, open_ws, signup
-from support.live import ServerProcess, wait_healthy
+from support.clients import Account, signup
+from support.live import ServerProcess
 from support.servers import PostgresServer, RedisServer
 from tokenwise.db.database import Database
 from tokenwise.db.migrate import upgrade
 from tokenwise.db.tables import MessageRow, RunRow
-from tokenwise.session.contract import violations
 
 T = TypeVar("T")
 ACTIVE = ("queued", "running")
@@ -119,18 +112,27 @@ class Cluster:
     def _members(self, role: str) -> list[ServerProcess]:
         return self.apis if role == "api" else self.workers
 
-    @staticmethod
-    def healthy(*processes: ServerProcess) -> None:
-        for process in processes:
-            try:
-                wait_healthy(process.url, timeout=BOOT_TIMEOUT_S)
-            except TimeoutError:
-                raise AssertionError(f"{process.role} did not start; log:\n{process.log()[-3000:]}") from None
+    def healthy(self, *processes: ServerProcess, booting: int = 0) -> None:
+        """Wait until `processes` answer, but for up to `booting` of them; one that exits fails at once."""
+        deadline = time.monotonic() + BOOT_TIMEOUT_S
+        while True:
+            if dead := [p for p in processes if not alive(p)]:
+                raise AssertionError(
+                    f"{dead[0].role} on {dead[0].port} exited; log:\n{dead[0].log()[-3000:]}"
+                )
+            down = [p for p in processes if p not in self.up(processes)]
+            if len(down) <= booting:
+                return
+            if time.monotonic() > deadline:
+                logs = "\n".join(f"---- {p.role} on {p.port}\n{p.log()[-2000:]}" for p in down)
+                raise AssertionError(f"not up after {BOOT_TIMEOUT_S:g} s:\n{logs}")
+            time.sleep(0.05)
 
-    def boot(self) -> None:
-        auth = self.spawn("auth")
+    def boot(self, *, booting_workers: int = 0) -> None:
+        self.spawn("auth")
         self.respawn()  # the API processes fetch the auth's JWKS lazily: they boot beside it
-        self.healthy(auth, *self.apis, *self.workers)
+        self.healthy(self.auth)
+        self.repair(booting_workers=booting_workers)
 
     def respawn(self) -> list[ServerProcess]:
         """Start replacements for processes that exited (killed, stopped), without waiting for them."""
@@ -141,15 +143,37 @@ class Cluster:
             started += [self.spawn(role) for _ in range(want - len(members))]
         return started
 
-    def repair(self) -> None:
-        """Make the cluster whole again and wait until every process answers."""
+    def repair(self, *, booting_workers: int = 0) -> None:
+        """Make the cluster whole again: replace what exited, and wait until every process answers, but
+        for up to `booting_workers` workers that may still be booting (they join when they are up)."""
         assert alive(self.auth), "the auth process died"
         self.respawn()
         for process in self.processes:
             if alive(process):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid(process), signal.SIGCONT)  # a test that paused one and failed
-        self.healthy(*self.apis, *self.workers)
+        self.healthy(*self.apis)
+        self.healthy(*self.workers, booting=booting_workers)
+
+    @staticmethod
+    def up(processes: Sequence[ServerProcess]) -> list[ServerProcess]:
+        """Those of `processes` that answer now."""
+        answering = []
+        for process in processes:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{process.url}/health", timeout=1.0).status_code == 200:
+                    answering.append(process)
+        return answering
+
+    async def bus_ok(self) -> bool:
+        """Every API and worker process that is up is connected to Redis."""
+        return all([(await ready(p))[1]["degraded"] == [] for p in self.up([*self.apis, *self.workers])])
+
+    async def whole(self, *, booting_workers: int = 0) -> None:
+        """`repair`, then wait until every process is connected to Redis: a tab that subscribes while its
+        process is not misses the runs started elsewhere in the meantime."""
+        self.repair(booting_workers=booting_workers)
+        await until(self.bus_ok, 30, "every process to be connected to Redis")
 
     def use_workers(self, **env: str) -> None:
         """Workers with these settings from now on: the others are replaced (an idempotent switch)."""
@@ -158,7 +182,7 @@ class Cluster:
         self.worker_env.update(env)
         for worker in self.workers:
             worker.stop()
-        self.repair()
+        self.respawn()  # `repair` or `whole` waits for them
 
     def by_pid(self, wanted: int | None) -> ServerProcess | None:
         return next((p for p in self.processes if p.process is not None and p.process.pid == wanted), None)
@@ -264,6 +288,22 @@ class Cluster:
                 await asyncio.sleep(0.1)
 
 
+async def ready(process: ServerProcess) -> tuple[int, dict[str, Any]]:
+    """`GET /health/ready`: its status code and body."""
+    async with httpx.AsyncClient(timeout=10) as http:
+        response = await http.get(f"{process.url}/health/ready")
+    body: dict[str, Any] = response.json()
+    return response.status_code, body
+
+
+async def until(check: Callable[[], Awaitable[bool]], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.1)
+
+
 def alive(process: ServerProcess) -> bool:
     return process.process is not None and process.process.poll() is None
 
@@ -274,9 +314,9 @@ def pid(process: ServerProcess) -> int:
 
 
 def send_signal(process: ServerProcess, sig: signal.Signals) -> float:
-    """Signal the process (SIGKILL, SIGTERM, SIGSTOP...); when it was sent (time.monotonic)."""
+    """Signal the process (SIGKILL, SIGTERM, SIGSTOP...); when it was sent (time.time(), as arrivals)."""
     os.kill(pid(process), sig)
-    return time.monotonic()
+    return time.time()
 
 
 @contextlib.contextmanager
@@ -288,10 +328,12 @@ def shared_cluster(
     apis: int = 2,
     workers: int = 2,
     worker_env: dict[str, str] | None = None,
+    booting_workers: int = 0,
     **env: str,
 ) -> Iterator[Cluster]:
     """A cluster on a database of its own and a flushed Redis; every process is killed afterwards.
-    `env` goes to every process, `worker_env` to the workers only."""
+    `env` goes to every process, `worker_env` to the workers only; up to `booting_workers` workers
+    may still be booting when it is handed over."""
     postgres.start()
     redis.start()
     redis.flushall()
@@ -300,177 +342,10 @@ def shared_cluster(
     upgrade(url)
     made = Cluster(data_dir, url, redis.url, apis=apis, workers=workers, env=env, worker_env=worker_env or {})
     try:
-        made.boot()
+        made.boot(booting_workers=booting_workers)
         yield made
     finally:
         made.close()
         postgres.start()
         redis.start()
         postgres.drop_database(name)
-
-
-# ---- clients --------------------------------------------------------------------------------------
-
-
-class Tab:
-    """One client connection; frames are read in the background and kept with their arrival times."""
-
-    def __init__(self, ws: ClientConnection, api: ServerProcess) -> None:
-        self.ws, self.api = ws, api
-        self.frames: list[dict[str, Any]] = []
-        self.arrived: list[float] = []  # time.time() of each frame's arrival
-        self.closed = False
-        self._changed = asyncio.Event()
-        self._reader = asyncio.create_task(self._read())
-
-    @classmethod
-    async def open(cls, api: ServerProcess, account: Account) -> Tab:
-        ws, _ = await open_ws(api.ws_url, account.access_token)
-        return cls(ws, api)
-
-    async def _read(self) -> None:
-        try:
-            async for text in self.ws:
-                self.frames.append(json.loads(text))
-                self.arrived.append(time.time())
-                self._changed.set()
-        except ConnectionClosed:
-            pass
-        finally:
-            self.closed = True
-            self._changed.set()
-
-    async def close(self) -> None:
-        await self.ws.close()
-        await self._reader
-
-    def abort(self) -> None:
-        """The network drops: no close frame."""
-        self.ws.transport.abort()
-
-    async def send(self, frame: dict[str, Any]) -> None:
-        await self.ws.send(json.dumps(frame))
-
-    async def wait(self, found: Callable[[], T | None], timeout: float = 30.0, what: str = "") -> T:
-        """Wait until `found()` returns something (neither None nor False)."""
-        try:
-            async with asyncio.timeout(timeout):
-                while True:
-                    self._changed.clear()
-                    value = found()
-                    if value is not None and value is not False:
-                        return value
-                    if self.closed:
-                        raise AssertionError(f"closed ({self.ws.close_code}) while waiting for {what}")
-                    await self._changed.wait()
-        except TimeoutError:
-            tail = [frame.get("type") for frame in self.frames[-5:]]
-            raise AssertionError(f"timed out waiting for {what}; the last frames: {tail}") from None
-
-    async def wait_closed(self, timeout: float = 30.0) -> None:
-        async with asyncio.timeout(timeout):
-            await asyncio.shield(self._reader)
-
-    def reply(self, client_message_id: str) -> dict[str, Any] | None:
-        """The ack or error frame that answers a message."""
-        return next(
-            (
-                f
-                for f in self.frames
-                if f.get("type") in ("ack", "error") and f.get("client_message_id") == client_message_id
-            ),
-            None,
-        )
-
-    async def submit(self, content: str, client_message_id: str, **fields: Any) -> dict[str, Any]:
-        """Send a user message; its ack or error frame."""
-        await self.send(
-            {"type": "user_message", "content": content, "client_message_id": client_message_id, **fields}
-        )
-        return await self.wait(
-            lambda: self.reply(client_message_id), what=f"the reply to {client_message_id}"
-        )
-
-    def events(self, run_id: str) -> list[dict[str, Any]]:
-        return [f for f in self.frames if f.get("run_id") == run_id and "seq" in f]
-
-    def final(self, run_id: str) -> dict[str, Any] | None:
-        return next((e for e in self.events(run_id) if e["data"].get("final")), None)
-
-    async def until_final(self, run_id: str, timeout: float = 60.0) -> list[dict[str, Any]]:
-        await self.wait(lambda: self.final(run_id), timeout, f"the final event of {run_id}")
-        return self.events(run_id)
-
-    async def until_events(self, run_id: str, count: int, timeout: float = 30.0) -> list[dict[str, Any]]:
-        await self.wait(lambda: len(self.events(run_id)) >= count, timeout, f"{count} events of {run_id}")
-        return self.events(run_id)
-
-    def arrivals(self, run_id: str) -> list[tuple[float, dict[str, Any]]]:
-        """The run's events with when each arrived (time.time())."""
-        return [
-            (t, f)
-            for t, f in zip(self.arrived, self.frames, strict=True)
-            if f.get("run_id") == run_id and "seq" in f
-        ]
-
-    def first_created_after(self, run_id: str, since: float) -> tuple[float, dict[str, Any]] | None:
-        """The first event of the run created after `since` (time.time()), with when it arrived: after a
-        kill, the first event of the holder that took over."""
-        return next(((t, e) for t, e in self.arrivals(run_id) if created(e) > since), None)
-
-    def lags(self, run_id: str) -> list[float]:
-        """For each event of the run, how long after its creation it arrived (seconds)."""
-        return [t - created(e) for t, e in self.arrivals(run_id)]
-
-
-class Tabs:
-    """The tabs a test opened; all closed after it."""
-
-    def __init__(self) -> None:
-        self.opened: list[Tab] = []
-
-    async def open(self, api: ServerProcess, account: Account) -> Tab:
-        tab = await Tab.open(api, account)
-        self.opened.append(tab)
-        return tab
-
-    async def close(self) -> None:
-        for tab in self.opened:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(tab.close(), 5)
-
-
-def created(event: dict[str, Any]) -> float:
-    """When the event was created (its `timestamp`), as time.time()."""
-    return datetime.fromisoformat(event["timestamp"].replace("Z", "+00:00")).timestamp()
-
-
-def assert_exact(received: Sequence[dict[str, Any]], stored: Sequence[dict[str, Any]]) -> None:
-    """What a client received is the stored run, whole: seq 1..n each once, exactly one final event
-    (the last), and the ordering contract kept."""
-    seqs = [event["seq"] for event in received]
-    assert seqs == list(range(1, len(seqs) + 1)), f"lost or duplicated events: {seqs}"
-    assert [e["seq"] for e in stored] == list(range(1, len(stored) + 1)), [e["seq"] for e in stored]
-    assert list(received) == list(stored), "what the client received differs from what is stored"
-    assert violations(list(stored)) == [], violations(list(stored))
-    finals = [event["seq"] for event in stored if event["data"].get("final")]
-    assert finals == [len(stored)], f"final events at seqs {finals} of {len(stored)}"
-
-
-async def sse_events(http: httpx.AsyncClient, run_id: str, **headers: str) -> list[dict[str, Any]]:
-    """A run's SSE stream to its end; each message's `id:` is its event's seq."""
-    events: list[dict[str, Any]] = []
-    async with http.stream("GET", f"/api/runs/{run_id}/stream", headers=headers) as response:
-        assert response.status_code == 200, response.status_code
-        fields: dict[str, str] = {}
-        async for line in response.aiter_lines():
-            if line:
-                name, _, value = line.partition(":")
-                fields[name] = value.removeprefix(" ")
-                continue
-            if "data" in fields:
-                event = json.loads(fields["data"])
-                assert fields["id"] == str(event["seq"])
-                events.append(event)
-            fields = {}
-    return events

@@ -26,6 +26,22 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+# SQLSTATEs of a server that is there but will not serve: connection failures (class 08), shutting down
+# or starting up (57P01-57P03), too many connections (53300), connections not allowed (55000).
+_REFUSING = ("08", "57P01", "57P02", "57P03", "53300", "55000")
+
+
+def _refused(exc: DBAPIError) -> bool:
+    """A driver error that means the database refuses to serve right now, not a bad statement."""
+    cause: BaseException | None = exc.orig
+    while cause is not None:
+        state = getattr(cause, "sqlstate", None) or getattr(cause, "pgcode", None)
+        if isinstance(state, str) and state.startswith(_REFUSING):
+            return True
+        cause = cause.__cause__
+    return False
+
+
 class Database:
     """Owns the engine. SQLite is serialized through one connection: no lock contention, no busy waits."""
 
@@ -61,6 +77,7 @@ class Database:
                 isinstance(exc, DBAPIError)
                 and not isinstance(exc, OperationalError)
                 and not exc.connection_invalidated
+                and not _refused(exc)
             ):
                 raise
             raise ServiceUnavailable("the database is unavailable", dependency="database") from exc

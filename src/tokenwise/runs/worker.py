@@ -84,19 +84,20 @@ class Worker:
             await self.sweep()
         except ServiceUnavailable as exc:
             log.warning("worker: could not sweep at start: %s", exc.message)
-        if started := self._tasks():
-            # What the previous life left is ended before this process serves anyone.
-            await asyncio.wait(started, timeout=5.0)
         for channel, handle in ((WAKE, self._on_wake), (CANCEL, self._on_cancel)):
             listener = await self._bus.listen(channel)
             self._signals.append(listener)
             self._loops.append(asyncio.create_task(self._listen(listener, handle), name=f"worker-{channel}"))
+        # The heartbeat runs from here on: the runs the first sweep took over keep their leases.
         for loop, name in (
             (self._claim_forever, "claim"),
             (self._heartbeat_forever, "heartbeat"),
             (self._sweep_forever, "sweep"),
         ):
             self._loops.append(asyncio.create_task(loop(), name=f"worker-{name}"))
+        if started := self._tasks():
+            # What the previous life left is ended (or under way) before this process serves anyone.
+            await asyncio.wait(started, timeout=5.0)
 
     def wake(self) -> None:
         self._wake.set()
@@ -280,7 +281,9 @@ class Worker:
         renewal = await self._queue.renew(self.owner, held)
         for run_id in renewal.lost:
             entry = self._held.get(run_id)
-            if entry is not None:
+            # A run whose end is being recorded is not renewed (it is no longer `running`); its end is
+            # fenced by its epoch anyway, so only a run still under way has lost anything.
+            if entry is not None and entry.recorder.final is None:
                 log.warning("worker: lost the lease of run %s; abandoning it", run_id)
                 self._abandon(entry)
         for run_id in renewal.cancel:
