@@ -23,7 +23,7 @@ async def _stored_events(server: LiveServer, account: Account, run_id: str) -> l
     async with httpx.AsyncClient(base_url=server.url, headers=headers) as http:
         for _ in range(200):
             run = (await http.get(f"/api/runs/{run_id}")).json()
-            if run["status"] != "running":
+            if run["status"] not in ("queued", "running"):
                 events: list[dict[str, Any]] = (await http.get(f"/api/runs/{run_id}/events")).json()["events"]
                 assert len(events) == run["last_seq"]
                 return events

@@ -22,7 +22,7 @@ def _client(server: LiveServer, account: Account) -> httpx.AsyncClient:
 async def _wait_run(http: httpx.AsyncClient, run_id: str) -> dict[str, Any]:
     for _ in range(400):
         run: dict[str, Any] = (await http.get(f"/api/runs/{run_id}")).json()
-        if run["status"] != "running":
+        if run["status"] not in ("queued", "running"):
             return run
         await asyncio.sleep(0.025)
     raise AssertionError(f"run {run_id} never ended")

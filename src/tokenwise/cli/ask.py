@@ -26,6 +26,7 @@ from tokenwise.client import (
     Event,
     HandshakeRejected,
     Method,
+    RequestFailed,
     ServerError,
     SignInFailed,
     Unreachable,
@@ -58,6 +59,10 @@ class Asked:
 async def _ask(url: str, email: str, password: str, question: str, thread: str | None, asked: Asked) -> None:
     async with Client(url) as client:
         await client.sign_in(email, password)
+        if thread is not None:
+            # `--thread` continues a thread: an unknown one is a mistake, not a new thread (the server
+            # would open a thread under an id a client chooses).
+            await client.thread(thread)
         async with Conversation(client, Method.HEADER) as conversation:
             assert conversation.conn is not None
             asked.ack = await conversation.conn.send_message(question, thread_id=thread)
@@ -85,6 +90,8 @@ def ask(
         asyncio.run(asyncio.wait_for(_ask(url, email, password, question, thread, asked), timeout))
     except SignInFailed as exc:
         _fail(USAGE, exc.message)
+    except RequestFailed as exc:
+        _fail(USAGE if exc.code in _USAGE_CODES else RUN_FAILED, f"{exc.code}: {exc.message}", asked)
     except ServerError as exc:
         _fail(USAGE if exc.code in _USAGE_CODES else RUN_FAILED, exc.message, asked)
     except (Unreachable, HandshakeRejected, ConnectionClosed) as exc:

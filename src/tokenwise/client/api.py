@@ -75,6 +75,20 @@ class Client:
             raise _failed(RequestFailed, "could not get a WebSocket ticket", response)
         return str(response.json()["ticket"])
 
+    async def thread(self, thread_id: str) -> dict[str, Any]:
+        """One of the signed-in user's threads (GET /api/threads/{id}); RequestFailed (not_found) else."""
+        try:
+            response = await self._http.get(
+                f"{self.base_url}/api/threads/{thread_id}",
+                headers={"Authorization": f"Bearer {self._access_token()}"},
+            )
+        except httpx.HTTPError as exc:
+            raise Unreachable(self.base_url, str(exc) or type(exc).__name__) from exc
+        if response.status_code != 200:
+            raise _failed(RequestFailed, "thread lookup failed", response)
+        found: dict[str, Any] = response.json()
+        return found
+
     async def connect(
         self, method: Method | str = Method.HEADER, *, token: str | None = None, **options: Any
     ) -> Connection:
