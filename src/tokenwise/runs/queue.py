@@ -11,7 +11,7 @@ serialises writers, and the same statements hold there.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -112,31 +112,36 @@ class RunQueue:
     def lease(self, owner: str) -> Lease:
         return Lease(owner, self._until(utcnow()))
 
-    async def claim(self, owner: str, limit: int) -> list[RunJob]:
-        """Lease up to `limit` queued runs, oldest first."""
-        now = utcnow()
-        candidates = (
-            select(RunRow.id)
-            .where(RunRow.status == "queued")
-            .order_by(RunRow.created_at)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
+    async def _take(self, owner: str, *where: Any, start: bool) -> Sequence[Any]:
+        """Lease the rows `where` selects to `owner` (epoch + 1); `start` moves them queued -> running."""
+        values: dict[str, Any] = {
+            "lease_owner": owner,
+            "lease_expires_at": self._until(utcnow()),
+            "epoch": RunRow.epoch + 1,
+            "attempts": RunRow.attempts + 1,
+        }
+        if start:
+            values["status"] = "running"
         statement = (
             update(RunRow)
-            .where(RunRow.id.in_(candidates.scalar_subquery()), RunRow.status == "queued")
-            .values(
-                status="running",
-                lease_owner=owner,
-                lease_expires_at=self._until(now),
-                epoch=RunRow.epoch + 1,
-                attempts=RunRow.attempts + 1,
-            )
+            .where(*where)
+            .values(**values)
             .returning(*_CLAIMED)
             .execution_options(synchronize_session=False)
         )
         async with self._db.session() as session:
-            rows = (await session.execute(statement)).all()
+            return (await session.execute(statement)).all()
+
+    @staticmethod
+    def _oldest(limit: int, *where: Any) -> Any:
+        """The ids of the oldest `limit` rows `where` selects that no other claim has locked."""
+        query = select(RunRow.id).where(*where).order_by(RunRow.created_at).limit(limit)
+        return RunRow.id.in_(query.with_for_update(skip_locked=True).scalar_subquery())
+
+    async def claim(self, owner: str, limit: int) -> list[RunJob]:
+        """Lease up to `limit` queued runs, oldest first."""
+        queued = RunRow.status == "queued"
+        rows = await self._take(owner, self._oldest(limit, queued), queued, start=True)
         return [RunJob.from_row(row, takeover=False) for row in rows]
 
     async def has_queued(self) -> bool:
@@ -147,32 +152,10 @@ class RunQueue:
     async def take_over(self, owner: str, limit: int, *, handed_back: bool = False) -> list[RunJob]:
         """Lease up to `limit` running runs whose holder's lease expired (it died or paused), or with
         `handed_back` the ones a draining worker released (their lease has no owner)."""
-        now = utcnow()
-        expired = or_(RunRow.lease_expires_at.is_(None), RunRow.lease_expires_at < now)
+        expired = or_(RunRow.lease_expires_at.is_(None), RunRow.lease_expires_at < utcnow())
         owner_test = RunRow.lease_owner.is_(None) if handed_back else RunRow.lease_owner.is_not(None)
-        candidates = (
-            select(RunRow.id)
-            .where(RunRow.status == "running", expired, owner_test)
-            .order_by(RunRow.created_at)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
-        statement = (
-            update(RunRow)
-            .where(
-                RunRow.id.in_(candidates.scalar_subquery()), RunRow.status == "running", expired, owner_test
-            )
-            .values(
-                lease_owner=owner,
-                lease_expires_at=self._until(now),
-                epoch=RunRow.epoch + 1,
-                attempts=RunRow.attempts + 1,
-            )
-            .returning(*_CLAIMED)
-            .execution_options(synchronize_session=False)
-        )
-        async with self._db.session() as session:
-            rows = (await session.execute(statement)).all()
+        due = (RunRow.status == "running", expired, owner_test)
+        rows = await self._take(owner, self._oldest(limit, *due), *due, start=False)
         return [RunJob.from_row(row, takeover=True, handed_back=handed_back) for row in rows]
 
     async def renew(self, owner: str, held: Mapping[str, int]) -> Renewal:
@@ -298,33 +281,8 @@ class RunQueue:
 
     async def claim_queued(self, owner: str, run_id: str) -> RunJob | None:
         """Lease one run only if it is still queued (a stop before any worker took it)."""
-        now = utcnow()
-        async with self._db.session() as session:
-            row = (
-                await session.execute(
-                    update(RunRow)
-                    .where(RunRow.id == run_id, RunRow.status == "queued")
-                    .values(
-                        status="running",
-                        lease_owner=owner,
-                        lease_expires_at=self._until(now),
-                        epoch=RunRow.epoch + 1,
-                        attempts=RunRow.attempts + 1,
-                    )
-                    .returning(*_CLAIMED)
-                    .execution_options(synchronize_session=False)
-                )
-            ).first()
-        return RunJob.from_row(row, takeover=False) if row is not None else None
-
-    async def save_checkpoint(self, run_id: str, epoch: int, results: dict[str, Any]) -> None:
-        async with self._db.session() as session:
-            await session.execute(
-                update(RunRow)
-                .where(RunRow.id == run_id, RunRow.epoch == epoch, RunRow.status == "running")
-                .values(checkpoint=results)
-                .execution_options(synchronize_session=False)
-            )
+        rows = await self._take(owner, RunRow.id == run_id, RunRow.status == "queued", start=True)
+        return RunJob.from_row(rows[0], takeover=False) if rows else None
 
     async def purge_expired_credentials(self) -> int:
         """Delete WebSocket tickets and refresh tokens past their expiry; how many went."""

@@ -73,7 +73,6 @@ class Worker:
         self._signals: list[Signals] = []
         self._endings: set[asyncio.Future[None]] = set()
         self._reserved = 0  # slots promised to runs being stored with this worker's lease (adopt)
-        self.claimed = 0  # runs this worker started (fresh or taken over), for tests and metrics
         self._last_purge = float("-inf")
 
     # ---- lifecycle ---------------------------------------------------------------------------
@@ -160,9 +159,6 @@ class Worker:
             await listener.close()
         self._signals.clear()
 
-    def holds(self, run_id: str) -> bool:
-        return run_id in self._held
-
     def running(self) -> int:
         return len(self._held)
 
@@ -196,7 +192,6 @@ class Worker:
                     await self._wake.wait()
 
     def _start(self, job: RunJob) -> None:
-        self.claimed += 1
         holder: list[_Held] = []
         entry = _Held(job, self._executor.recorder(job, on_fenced=lambda: self._abandon(holder[0])))
         holder.append(entry)
