@@ -85,6 +85,8 @@ class Settings(BaseSettings):
     # kernel's buffers for ws_slow_consumer_s, or 4x that at once, is closed with 4408 slow_consumer.
     ws_send_buffer_bytes: int = Field(default=1024 * 1024, ge=16 * 1024)
     ws_slow_consumer_s: float = Field(default=10.0, gt=0)
+    # After its 4408 close frame, how long a slow consumer has to read what it was owed; then dropped.
+    ws_close_grace_s: float = Field(default=5.0, gt=0)
 
     # Usage data: upload limit, records per workload-events batch, a prices file merged over the shipped one.
     max_upload_bytes: int = Field(default=512 * 1024 * 1024, ge=1024)

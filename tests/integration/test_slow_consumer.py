@@ -23,6 +23,8 @@ async def test_a_client_that_stops_reading_is_closed_and_can_resume(
     server = start_server(
         ws_send_buffer_bytes=16 * 1024,
         ws_slow_consumer_s=1.0,
+        # the server runs in this process: under its load this client drains what it is owed slowly
+        ws_close_grace_s=60.0,
         messages_per_second=200,
         message_burst=400,
         max_active_runs_per_user=1000,
@@ -38,14 +40,23 @@ async def test_a_client_that_stops_reading_is_closed_and_can_resume(
     slow, _ = await open_ws(server.ws_url, account.access_token, sock=sock, max_queue=1)
     driver, _ = await open_ws(server.ws_url, account.access_token)
     question = "How do I cut my LLM costs? " + "x" * 30_000  # each run: about 100 KB of events
-    started, runs = time.monotonic(), []
-    async with driver:
-        while count(account.user_id) == 2 and time.monotonic() - started < 60:
+    started, runs, stop = time.monotonic(), [], asyncio.Event()
+
+    async def start_runs() -> None:
+        while not stop.is_set() and time.monotonic() - started < 60:
             runs.append((await send_message(driver, question))["run_id"])
+
+    async with driver:
+        sender = asyncio.create_task(start_runs())
+        # watched apart from the sender: the close is noticed at once, well inside the server's grace
+        while count(account.user_id) == 2 and time.monotonic() - started < 60 and not sender.done():
+            await asyncio.sleep(0.02)
         closed_after = time.monotonic() - started
+        stop.set()
         # reading again at once: what was sent before the close, then the close frame itself
         with pytest.raises(ConnectionClosed) as closed:
             await _read_all(slow)
+        await sender
         assert count(account.user_id) == 1, len(runs)  # the slow one's slot is free
         assert closed_after < 20, (closed_after, len(runs))
         await collect_run(driver, runs[-1], timeout=60)

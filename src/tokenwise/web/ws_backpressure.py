@@ -6,8 +6,9 @@ even the keepalive timeout's close waited behind the unsent bytes, so the socket
 connection slot stayed taken. Here the high-water mark is `ws_send_buffer_bytes` (beyond what the kernel
 holds), and a connection owed more than that for `ws_slow_consumer_s` (or four times it at once) is
 closed: the 4408 close frame is queued behind what it is owed, the app is told the client is gone (its
-slot is freed at once, its waiting send fails), and the socket is dropped after a short grace whether
-or not it drained. A client that reads again in time sees the close frame; any client can resume.
+slot is freed at once, its waiting send fails), the socket is closed when the client echoes the close
+and dropped after a short grace if it never does. A client that reads again in time sees everything it
+was owed and the close frame; any client can resume.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ from tokenwise.web.lean_protocol import LeanWebSocketProtocol
 log = logging.getLogger("tokenwise.websocket")
 CLOSE_SLOW_CONSUMER = 4408
 HARD_FACTOR = 4  # owed this many times the bound: closed at once, without waiting
-GRACE_S = 5.0  # after the close frame, time for a client that reads again to get it; then dropped
 
 
 class BoundedWebSocketProtocol(LeanWebSocketProtocol):
@@ -32,6 +32,7 @@ class BoundedWebSocketProtocol(LeanWebSocketProtocol):
 
     max_owed_bytes = 1024 * 1024
     slow_after_s = 10.0
+    close_grace_s = 5.0  # after the close frame, time for a client that reads again to get it
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -66,8 +67,14 @@ class BoundedWebSocketProtocol(LeanWebSocketProtocol):
         self.close_sent = True
         self.queue.put_nowait({"type": "websocket.disconnect", "code": CLOSE_SLOW_CONSUMER})
         self.writable.set()  # a send waiting for the buffer to drain fails now instead
-        self.transport.close()  # closes once drained ...
+        # Not closed yet: closing a socket with unread input resets it, and the reset discards what the
+        # client has not read yet, the close frame included. So its input is read (and discarded) until
+        # it echoes the close, which closes the socket (uvicorn's handle_close, through close_timer) ...
+        if self.read_paused:
+            self.read_paused = False
+            self.transport.resume_reading()
         self._drop_later()
+        self.close_timer = self._drop_timer
 
     def keepalive_timeout(self) -> None:
         super().keepalive_timeout()  # its close waits for the buffer to drain, for ever if nobody reads
@@ -75,7 +82,7 @@ class BoundedWebSocketProtocol(LeanWebSocketProtocol):
 
     def _drop_later(self) -> None:
         if self._drop_timer is None:
-            self._drop_timer = self.loop.call_later(GRACE_S, self.transport.abort)  # ... or is dropped
+            self._drop_timer = self.loop.call_later(self.close_grace_s, self.transport.abort)  # or dropped
 
     def connection_lost(self, exc: Exception | None) -> None:
         for timer in (self._slow_timer, self._drop_timer):
@@ -90,5 +97,9 @@ def websocket_protocol(settings: Settings) -> type[BoundedWebSocketProtocol]:
     return type(
         "BoundedWebSocketProtocol",
         (BoundedWebSocketProtocol,),
-        {"max_owed_bytes": settings.ws_send_buffer_bytes, "slow_after_s": settings.ws_slow_consumer_s},
+        {
+            "max_owed_bytes": settings.ws_send_buffer_bytes,
+            "slow_after_s": settings.ws_slow_consumer_s,
+            "close_grace_s": settings.ws_close_grace_s,
+        },
     )
