@@ -49,12 +49,17 @@ class Settings(BaseSettings):
     database_url: str | None = None  # default: SQLite file in data_dir
     db_pool_size: int = Field(default=10, ge=1)  # PostgreSQL connections per process (+ db_max_overflow)
     db_max_overflow: int = Field(default=10, ge=0)
+    # SQLite: /health/ready fails (503) while the disk of the database file has less free space than
+    # this (0: only when it is full). docs/operations.md#storage-faults
+    min_free_disk_bytes: int = Field(default=64 * 1024 * 1024, ge=0)
     # The live tail across processes and the control messages: memory:// (one process) or redis://...
     bus_url: str = "memory://"
     blob_dir: Path | None = None  # where dataset files live; a directory every process shares when scaled
 
     # Runs: the queue, the workers' leases and what happens to a run whose worker died.
     max_active_runs_per_user: int = Field(default=5, ge=1)  # queued + running, cluster-wide
+    # Runs a user may start a minute (a token bucket, burst = this figure); cluster-wide on Redis.
+    runs_per_minute_per_user: int = Field(default=60, ge=1)
     worker_concurrency: int = Field(default=32, ge=1)  # runs one worker executes at once
     lease_s: float = Field(default=6.0, ge=0.5)  # a run's lease; renewed every third of it
     worker_poll_s: float = Field(default=2.0, gt=0)  # queue poll when no wake-up arrives
@@ -95,8 +100,16 @@ class Settings(BaseSettings):
     # times its size (from 16 MiB on) or max_decompressed_bytes (413); over max_dataset_rows rows, 422.
     max_decompressed_bytes: int = Field(default=2 * 1024**3, ge=1024 * 1024)
     max_decompression_ratio: int = Field(default=100, ge=2)
-    max_dataset_rows: int = Field(default=20_000_000, ge=1)
+    max_dataset_rows: int = Field(default=20_000_000, ge=1)  # per dataset: a file, or the events stream
     prices_file: Path | None = None
+    # Import quotas per user (usage/import_quota.py; cluster-wide with bus_url=redis://): uploads, previews,
+    # events batches and OTLP exports in progress at once, and body bytes received per UTC day (429).
+    max_imports_per_user: int = Field(default=2, ge=1)
+    max_import_bytes_per_user_per_day: int = Field(default=5 * 1024**3, ge=1024)
+    # Import work (DuckDB, CPU-bound) per process: import_slots at once, at most import_slots_per_user of
+    # them one user's, so one user's flood never queues another user's import (usage/scheduling.py).
+    import_slots: int = Field(default=2, ge=1)
+    import_slots_per_user: int = Field(default=1, ge=1)
 
     # Hostile input (docs/operations.md#limits-and-quotas). Request bodies, enforced while they are read
     # (413): /auth/*, other JSON routes, workload event batches; uploads use max_upload_bytes.
@@ -108,7 +121,11 @@ class Settings(BaseSettings):
     max_header_bytes: int = Field(default=16 * 1024, ge=4096)
     header_timeout_s: float = Field(default=10.0, gt=0)
     keep_alive_timeout_s: int = Field(default=5, ge=1)
-    # Sign-in throttling, in this process (services/throttle.py): token buckets (burst = the per-minute
+    # Open connections (HTTP and WebSocket) per TCP peer address; over it, 503 and closed. 0 = no cap.
+    # Behind a proxy every client has the proxy's address: raise it or set 0 and cap at the proxy.
+    max_connections_per_address: int = Field(default=256, ge=0)
+    # Sign-in throttling, in Redis when bus_url is redis://… (every process spends from the same buckets),
+    # else in this process (services/throttle.py): token buckets (burst = the per-minute
     # figure) per account and per client address that failed sign-ins spend; login_lock_after failures in
     # a row lock the account for login_lock_s, whatever password comes. Over any of them: 429 + Retry-After.
     login_per_minute_per_account: int = Field(default=10, ge=1)

@@ -28,6 +28,7 @@ class Metrics:
             ["type", "transport"],
             registry=r,
         )
+        self._event_children: dict[tuple[str, str], Counter] = {}
         self._auth = Counter(
             "tokenwise_ws_auth", "WebSocket authentication attempts.", ["result", "reason"], registry=r
         )
@@ -80,7 +81,11 @@ class Metrics:
         self._errors.labels(code).inc()
 
     def event_sent(self, type: str, transport: str = "websocket") -> None:
-        self._events.labels(type, transport).inc()
+        # once per event sent: the labelled child is looked up once per (type, transport), not each time
+        child = self._event_children.get((type, transport))
+        if child is None:
+            child = self._event_children[(type, transport)] = self._events.labels(type, transport)
+        child.inc()
 
     def auth(self, ok: bool, reason: str = "ok") -> None:
         if ok:

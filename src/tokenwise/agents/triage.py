@@ -73,6 +73,11 @@ _DAY = re.compile(r"\b(?:yesterday|today)\b", re.IGNORECASE)
 _DATE = re.compile(r"\b(20\d\d-[01]\d-[0-3]\d)\b")
 
 
+# a keyword counts once when it stands as a word of its own (compiled once: every question is scored)
+_KEYWORD_PATTERNS = {
+    name: [re.compile(rf"(?<![\w-]){re.escape(word)}(?![\w-])") for word in words]
+    for name, words in _KEYWORDS.items()
+}
 _UNREACHABLE = re.compile(r"language model unavailable: (?:no answer from|cannot reach)")
 
 
@@ -80,7 +85,10 @@ def classify(question: str) -> JSON:
     """Keyword classification of a question, with the models, targets and SLOs it names."""
     text = question.lower()
     entities = extract_entities(question)
-    scores = {name: sum(_mentions(text, word) for word in words) for name, words in _KEYWORDS.items()}
+    scores = {
+        name: sum(pattern.search(text) is not None for pattern in patterns)
+        for name, patterns in _KEYWORD_PATTERNS.items()
+    }
     if "reduction_pct" in entities:
         scores["cost_optimization"] += 2
     if "latency_slo" in entities:
@@ -111,10 +119,6 @@ def extract_entities(question: str) -> JSON:
     if (period := _time_range(question)) is not None:
         entities["time_range"] = period
     return entities
-
-
-def _mentions(text: str, word: str) -> int:
-    return int(re.search(rf"(?<![\w-]){re.escape(word)}(?![\w-])", text) is not None)
 
 
 def _time_range(question: str) -> JSON | None:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
 
 from tokenwise.config import Role, Settings
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 app = typer.Typer(help="Tokenwise: chat with agents about your team's AI/LLM spend.", no_args_is_help=True)
 user_app = typer.Typer(help="Manage users.", no_args_is_help=True)
@@ -29,19 +32,68 @@ def serve(
     log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
 ) -> None:
     """Run the server (auth service, API and a run worker in one process by default)."""
-    from tokenwise.app import create_app
     from tokenwise.server import make_server
 
     overrides = {k: v for k, v in {"role": role, "host": host, "port": port}.items() if v is not None}
     settings = Settings(**overrides)  # type: ignore[arg-type]
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    fastapi_app = create_app(settings)
-    if demo_user or settings.demo_user:
-        _ensure_demo_user(settings)
+    fastapi_app = _start_up(settings, demo_user=demo_user or settings.demo_user)
     listening = f"http://{settings.host}:{settings.port}"
     reached = f" (clients reach it at {settings.public_url})" if settings.public_url else ""
     console.print(f"[bold]Tokenwise[/] ({settings.role.value}) on {listening}{reached}")
     make_server(fastapi_app, settings, log_level=log_level).run()
+
+
+def _start_up(settings: Settings, *, demo_user: bool) -> FastAPI:
+    """The app, and the demo user if asked for. An expected fault (the database file missing, not
+    migrated or read-only, the database refusing writes, a file the server cannot write) ends the command
+    with exit code 1 and one message naming its cause: no traceback."""
+    from tokenwise.app import create_app
+    from tokenwise.db.database import startup_problem
+    from tokenwise.errors import TokenwiseError
+    from tokenwise.security.keys import KeyConfigurationError
+
+    problem = startup_problem(settings.resolved_database_url)
+    try:
+        if problem is not None:
+            raise _CannotStart(problem)
+        fastapi_app = create_app(settings)
+        if demo_user:
+            _ensure_demo_user(settings)
+    except _CannotStart as exc:
+        _fail(str(exc))
+    except OSError as exc:  # a file of the data directory: keys, blobs
+        where = f" {exc.filename}" if exc.filename else ""
+        _fail(f"cannot write or read{where}: {exc.strerror or exc}; check the path and its permissions")
+    except TokenwiseError as exc:
+        _fail(f"{exc.message}{_root_cause(exc)}")
+    except KeyConfigurationError as exc:  # names the key file and what is wrong with it
+        _fail(str(exc))
+    return fastapi_app
+
+
+class _CannotStart(Exception):
+    pass
+
+
+def _fail(message: str) -> NoReturn:
+    from rich.markup import escape
+
+    Console(stderr=True).print(
+        f"[red]tokenwise serve cannot start:[/] {escape(message)}", highlight=False, soft_wrap=True
+    )
+    raise typer.Exit(1)
+
+
+def _root_cause(exc: BaseException) -> str:
+    """`: <the driver's own words>` from the end of the exception's cause chain, or ``."""
+    cause = exc.__cause__
+    while cause is not None and cause.__cause__ is not None:
+        cause = cause.__cause__
+    if cause is None:
+        return ""
+    words = str(getattr(cause, "orig", None) or cause).strip().splitlines()
+    return f": {words[0]}" if words else ""
 
 
 def _ensure_demo_user(settings: Settings) -> None:
@@ -59,7 +111,19 @@ def _ensure_demo_user(settings: Settings) -> None:
             await services.http.aclose()
             await services.db.dispose()
 
-    asyncio.run(create())
+    from sqlalchemy.engine import make_url
+
+    from tokenwise.errors import ServiceUnavailable
+
+    try:
+        asyncio.run(create())
+    except ServiceUnavailable as exc:
+        database = make_url(settings.resolved_database_url).render_as_string(hide_password=True)
+        raise _CannotStart(
+            f"the demo user could not be written to the database {database}: {exc.message}{_root_cause(exc)}"
+            " (a read-only file or directory, a full disk, or the database down: check /health/ready"
+            " once it runs without --demo-user)"
+        ) from exc
     console.print(f"Demo user: [bold]{DEMO_EMAIL}[/] / [bold]{DEMO_PASSWORD}[/]")
 
 

@@ -181,6 +181,8 @@ class Launcher:
     def _env(self, database_url: str, bus_url: str, auth_url: str) -> dict[str, str]:
         plan = self.plan
         env = {k: v for k, v in os.environ.items() if k not in _DECIDED}
+        # Every client arrives from nginx's address: a per-address cap would be one cap for everybody.
+        env.setdefault("TOKENWISE_MAX_CONNECTIONS_PER_ADDRESS", "0")
         env.update(
             TOKENWISE_DATABASE_URL=database_url,
             TOKENWISE_BUS_URL=bus_url,

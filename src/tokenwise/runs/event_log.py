@@ -18,17 +18,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sqlalchemy import insert, select, tuple_, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import select
 
 from tokenwise.bus.base import EventBus
 from tokenwise.db.database import Database
-from tokenwise.db.tables import RunEventRow, RunRow
+from tokenwise.db.direct import Direct, Transaction, expand
+from tokenwise.db.tables import RunEventRow
 from tokenwise.errors import ServiceUnavailable
 from tokenwise.session.events import RunEvent
 
 log = logging.getLogger(__name__)
 _BATCH = 512
+_FENCE = "SELECT id, epoch FROM runs WHERE status = 'running' AND id IN ({ids}){lock}"
+_INSERT_EVENT = "INSERT INTO run_events (run_id, seq, type, body) VALUES (:run_id, :seq, :type, :body)"
 _RETRY_S = 0.5
 
 
@@ -59,6 +61,7 @@ _Item = _Append | _Checkpoint | asyncio.Future[None]
 class EventLog:
     def __init__(self, db: Database, bus: EventBus) -> None:
         self._db, self._bus = db, bus
+        self._direct = Direct(db)
         self._queue: asyncio.Queue[_Item] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
 
@@ -86,10 +89,10 @@ class EventLog:
         await done
 
     @staticmethod
-    async def store_in(session: AsyncSession, events: Sequence[RunEvent]) -> None:
+    async def store_in(tx: Transaction, events: Sequence[RunEvent]) -> None:
         """Store events inside the caller's transaction (a run's final event, with the run's outcome)."""
         rows = [{"run_id": e.run_id, "seq": e.seq, "type": e.type, "body": e.body} for e in events]
-        await session.execute(insert(RunEventRow), rows)
+        await tx.executemany(_INSERT_EVENT, rows)
 
     async def read(
         self, user_id: str, run_id: str, after_seq: int, until_seq: int | None = None
@@ -106,27 +109,22 @@ class EventLog:
         self, groups: dict[tuple[str, int], list[_Append]], checkpoints: list[_Checkpoint]
     ) -> set[tuple[str, int]]:
         """Store the groups whose writer still holds its run, in one transaction; the fenced keys."""
-        async with self._db.session() as session:
+        async with self._direct.transaction() as tx:
             # FOR SHARE (PostgreSQL): a takeover's UPDATE of the row waits for this batch's commit, so
             # the new holder numbers on from everything this holder stored. SQLite has one writer.
-            kept = (
-                await session.execute(
-                    select(RunRow.id, RunRow.epoch)
-                    .where(tuple_(RunRow.id, RunRow.epoch).in_(list(groups)), RunRow.status == "running")
-                    .with_for_update(read=True)
-                )
-            ).all()
-            current = {(row.id, row.epoch) for row in kept}
+            keys = set(groups) | {(point.run_id, point.writer.epoch) for point in checkpoints}
+            ids, params = expand("run", sorted({run_id for run_id, _ in keys}))
+            lock = "" if tx.is_sqlite else " FOR SHARE"
+            kept = await tx.fetch(_FENCE.format(ids=ids, lock=lock), params)
+            current = {(run_id, epoch) for run_id, epoch in kept} & keys
             events = [a.event for key in groups if key in current for a in groups[key]]
             if events:
-                await self.store_in(session, events)
+                await self.store_in(tx, events)
             for point in checkpoints:
                 if (point.run_id, point.writer.epoch) in current:
-                    await session.execute(
-                        update(RunRow)
-                        .where(RunRow.id == point.run_id, RunRow.epoch == point.writer.epoch)
-                        .values(checkpoint=point.results)
-                        .execution_options(synchronize_session=False)
+                    await tx.execute(
+                        "UPDATE runs SET checkpoint = :checkpoint WHERE id = :id AND epoch = :epoch",
+                        {"checkpoint": point.results, "id": point.run_id, "epoch": point.writer.epoch},
                     )
         return set(groups) - current
 

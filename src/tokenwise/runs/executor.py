@@ -16,6 +16,7 @@ from tokenwise.agents.base import RunContext, RunOutcome, ThreadContext, UsageSo
 from tokenwise.bus.base import EventBus
 from tokenwise.config import Recovery
 from tokenwise.db.database import Database
+from tokenwise.db.direct import Direct
 from tokenwise.errors import ServiceUnavailable
 from tokenwise.faults import FaultPoint, die_at
 from tokenwise.runs.event_log import EventLog
@@ -47,6 +48,7 @@ class Executor:
         fault: FaultPoint | None = None,
     ) -> None:
         self._db, self._log, self._queue, self._bus = db, event_log, queue, bus
+        self._direct = Direct(db)
         self._pipeline, self._usage_for, self._thread_for = pipeline, usage_for, thread_for
         self.recovery, self._on_finished, self._on_published = recovery, on_finished, on_published
         self._fault = fault  # TEST ONLY (faults.py)
@@ -147,16 +149,16 @@ class Executor:
         ending = Outcome(outcome.status, recorder.seq, outcome.error_code, outcome.report, outcome.markdown)
         for attempt in range(_FINISH_ATTEMPTS):
             try:
-                async with self._db.session() as session:
+                async with self._direct.transaction() as tx:
                     await self._queue.finish(
-                        session,
+                        tx,
                         run_id=job.run_id,
                         user_id=job.user_id,
                         thread_id=job.thread_id,
                         epoch=job.epoch,
                         outcome=ending,
                     )
-                    await self._log.store_in(session, [final])
+                    await self._log.store_in(tx, [final])
                 break
             except Fenced:
                 log.warning(

@@ -16,13 +16,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select, tuple_, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import delete, or_, select, tuple_, update
 
 from tokenwise.db.database import Database
-from tokenwise.db.tables import MessageRow, RefreshTokenRow, RunRow, WsTicketRow, utcnow
+from tokenwise.db.direct import INSERT_MESSAGE, Transaction
+from tokenwise.db.tables import RefreshTokenRow, RunRow, WsTicketRow, utcnow
 
 ACTIVE = ("queued", "running")
+_END_RUN = (
+    "UPDATE runs SET status = :status, finished_at = :now, last_seq = :last_seq, error_code = :error_code,"
+    " report = :report, report_markdown = :markdown, final_published = FALSE, lease_expires_at = :until"
+    " WHERE id = :id AND epoch = :epoch AND status = 'running'"
+)
 _CLAIMED = (
     RunRow.id,
     RunRow.user_id,
@@ -199,7 +204,7 @@ class RunQueue:
 
     async def finish(
         self,
-        session: AsyncSession,
+        tx: Transaction,
         *,
         run_id: str,
         user_id: str,
@@ -210,34 +215,26 @@ class RunQueue:
         """Record the run's end inside the caller's transaction (with its final event); Fenced when the
         caller's epoch is no longer the run's. The final event is then owed to the bus (the outbox)."""
         now = utcnow()
-        ended = await session.execute(
-            update(RunRow)
-            .where(RunRow.id == run_id, RunRow.epoch == epoch, RunRow.status == "running")
-            .values(
-                status=outcome.status,
-                finished_at=now,
-                last_seq=outcome.last_seq,
-                error_code=outcome.error_code,
-                report=outcome.report,
-                report_markdown=outcome.markdown,
-                final_published=False,
-                lease_expires_at=self._until(now),
-            )
-            .execution_options(synchronize_session=False)
+        ended = await tx.execute(
+            _END_RUN,
+            {
+                "id": run_id,
+                "epoch": epoch,
+                "status": outcome.status,
+                "now": now,
+                "last_seq": outcome.last_seq,
+                "error_code": outcome.error_code,
+                "report": outcome.report,
+                "markdown": outcome.markdown,
+                "until": self._until(now),
+            },
         )
-        if ended.rowcount != 1:  # type: ignore[attr-defined]
+        if ended != 1:
             raise Fenced(run_id)
-        session.add(
-            MessageRow(
-                id=str(uuid.uuid4()),
-                thread_id=thread_id,
-                user_id=user_id,
-                role="assistant",
-                content=outcome.markdown,
-                run_id=run_id,
-                created_at=now,
-            )
-        )
+        message: dict[str, Any] = {"id": str(uuid.uuid4()), "thread_id": thread_id, "user_id": user_id}
+        message |= {"role": "assistant"}
+        message |= {"content": outcome.markdown, "run_id": run_id, "client_message_id": None}
+        await tx.execute(INSERT_MESSAGE, message | {"created_at": now})
 
     async def mark_published(self, run_ids: Iterable[str]) -> None:
         ids = list(run_ids)
@@ -292,10 +289,3 @@ class RunQueue:
             tokens = await session.execute(delete(RefreshTokenRow).where(RefreshTokenRow.expires_at < now))
         return int(tickets.rowcount or 0) + int(tokens.rowcount or 0)  # type: ignore[attr-defined]
 
-
-async def active_runs(session: AsyncSession, user_id: str) -> int:
-    """The user's runs queued or running, counted inside the caller's transaction."""
-    count = await session.scalar(
-        select(func.count()).select_from(RunRow).where(RunRow.user_id == user_id, RunRow.status.in_(ACTIVE))
-    )
-    return int(count or 0)

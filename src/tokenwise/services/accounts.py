@@ -56,7 +56,7 @@ class Accounts:
     ) -> User:
         """Create a user; a taken email is a Conflict. `client` (an address) is rate-limited."""
         if client is not None and self.throttle is not None:
-            self.throttle.register(client)
+            await self.throttle.register(client)
         row = UserRow(
             id=str(uuid.uuid4()),
             email=email.strip().lower(),
@@ -88,21 +88,21 @@ class Accounts:
         account, address = email.strip().lower(), client or ""
         throttle = self.throttle if client is not None else None
         if throttle is not None:
-            throttle.begin_login(account, address)
+            await throttle.begin_login(account, address)
         try:
             async with self._db.session() as session:
                 row = await session.scalar(select(UserRow).where(UserRow.email == account))
             matched = await verify_password(row.password_hash if row else None, password)
         except BaseException:
             if throttle is not None:
-                throttle.login_abandoned(account)  # no answer about the password: its token back
+                await throttle.login_abandoned(account)  # no answer about the password: its token back
             raise
         if not matched or row is None:
             if throttle is not None:
-                throttle.login_failed(account, address)
+                await throttle.login_failed(account, address)
             raise InvalidCredentials("the email or password is incorrect")
         if throttle is not None:
-            throttle.login_succeeded(account)
+            await throttle.login_succeeded(account)
         if needs_rehash(row.password_hash):
             new_hash = await hash_password(password)
             async with self._db.session() as session:
@@ -128,7 +128,7 @@ class Accounts:
     async def refresh(self, refresh_token: str, *, client: str | None = None) -> TokenPair:
         """Rotate a refresh token. Presenting an already-rotated one revokes its whole family."""
         if client is not None and self.throttle is not None:
-            self.throttle.refresh(client)
+            await self.throttle.refresh(client)
         now = utcnow()
         async with self._db.session() as session:
             row = await session.get(RefreshTokenRow, digest(refresh_token))

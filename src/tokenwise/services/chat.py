@@ -13,12 +13,20 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tokenwise.db.database import Database
-from tokenwise.db.tables import MessageRow, RunRow, ThreadRow, UserRow, utcnow
+from tokenwise.db.direct import INSERT_MESSAGE, Direct, Transaction
+from tokenwise.db.tables import MessageRow, RunRow, ThreadRow, utcnow
 from tokenwise.errors import NotFound, TooManyRuns
-from tokenwise.runs.queue import ACTIVE, Lease, active_runs
+from tokenwise.runs.queue import ACTIVE, Lease
 from tokenwise.session.frames import THREAD_ID
 
 CLIENT_THREAD_ID = re.compile(THREAD_ID)  # what a client-chosen id of a new thread may be
+_COUNT_ACTIVE = "SELECT count(*) FROM runs WHERE user_id = :user_id AND status IN ('queued', 'running')"
+_INSERT_RUN = (
+    "INSERT INTO runs (id, thread_id, user_id, message_id, status, created_at, last_seq, question,"
+    " stop_after, opens_thread, lease_owner, lease_expires_at, epoch, attempts, final_published)"
+    " VALUES (:id, :thread_id, :user_id, :message_id, :status, :created_at, 0, :question,"
+    " :stop_after, :opens_thread, :lease_owner, :lease_expires_at, :claims, :claims, TRUE)"
+)
 
 
 class _ThreadRace(Exception):
@@ -87,6 +95,7 @@ class ThreadTurns:
 class Chat:
     def __init__(self, db: Database, *, max_active_runs: int = 5) -> None:
         self._db, self._max_active = db, max_active_runs
+        self._direct = Direct(db)
 
     async def _owned_thread(self, session: AsyncSession, user_id: str, thread_id: str) -> ThreadRow:
         row = await session.get(ThreadRow, thread_id)
@@ -170,60 +179,48 @@ class Chat:
         now = utcnow()
         opens_thread = chosen = False
         try:
-            async with self._db.session() as session:
-                await self._admit(session, user_id)
-                existing = None if thread_id is None else await session.get(ThreadRow, thread_id)
-                chosen = (
-                    existing is None and create_thread and bool(CLIENT_THREAD_ID.fullmatch(thread_id or ""))
-                )
+            async with self._direct.transaction() as tx:
+                await self._admit(tx, user_id)
+                owner = None
+                if thread_id is not None:
+                    found = await tx.fetch("SELECT user_id FROM threads WHERE id = :id", {"id": thread_id})
+                    owner = found[0][0] if found else None
+                chosen = owner is None and create_thread and bool(CLIENT_THREAD_ID.fullmatch(thread_id or ""))
                 if thread_id is None or chosen:
                     opens_thread = True
                     thread_id = thread_id or str(uuid.uuid4())
-                    session.add(
-                        ThreadRow(
-                            id=thread_id, user_id=user_id, title=content[:80], created_at=now, updated_at=now
-                        )
+                    await tx.execute(
+                        "INSERT INTO threads (id, user_id, title, created_at, updated_at)"
+                        " VALUES (:id, :user_id, :title, :now, :now)",
+                        {"id": thread_id, "user_id": user_id, "title": content[:80], "now": now},
                     )
-                    await session.flush()
-                elif existing is None or existing.user_id != user_id:
+                elif owner != user_id:
                     raise NotFound(f"no thread {thread_id!r}", field="thread_id")
                 else:
-                    existing.updated_at = now
-                session.add(
-                    MessageRow(
-                        id=message_id,
-                        thread_id=thread_id,
-                        user_id=user_id,
-                        role="user",
-                        content=content,
-                        run_id=run_id,
-                        client_message_id=client_message_id,
-                        created_at=now,
+                    await tx.execute(
+                        "UPDATE threads SET updated_at = :now WHERE id = :id", {"id": thread_id, "now": now}
                     )
-                )
+                message: dict[str, Any] = {"id": message_id, "thread_id": thread_id, "user_id": user_id}
+                message |= {"role": "user", "content": content, "run_id": run_id}
+                message |= {"client_message_id": client_message_id}
+                await tx.execute(INSERT_MESSAGE, message | {"created_at": now})
                 # The run is queued by the same transaction: a stored message always has its run.
-                session.add(
-                    RunRow(
-                        id=run_id,
-                        thread_id=thread_id,
-                        user_id=user_id,
-                        message_id=message_id,
-                        status="queued" if lease is None else "running",
-                        created_at=now,
-                        question=content,
-                        opens_thread=opens_thread,
-                        stop_after=stop_after,
-                        **(
-                            {}
-                            if lease is None
-                            else {
-                                "lease_owner": lease.owner,
-                                "lease_expires_at": lease.expires_at,
-                                "epoch": 1,
-                                "attempts": 1,
-                            }
-                        ),
-                    )
+                await tx.execute(
+                    _INSERT_RUN,
+                    {
+                        "id": run_id,
+                        "thread_id": thread_id,
+                        "user_id": user_id,
+                        "message_id": message_id,
+                        "status": "queued" if lease is None else "running",
+                        "created_at": now,
+                        "question": content,
+                        "opens_thread": opens_thread,
+                        "stop_after": stop_after,
+                        "lease_owner": None if lease is None else lease.owner,
+                        "lease_expires_at": None if lease is None else lease.expires_at,
+                        "claims": 0 if lease is None else 1,  # epoch and attempts
+                    },
                 )
         except (IntegrityError, TooManyRuns) as exc:
             # This client_message_id was seen before (or raced with a twin, or is resent at the run
@@ -245,15 +242,16 @@ class Chat:
             stop_after=stop_after,
         )
 
-    async def _admit(self, session: AsyncSession, user_id: str) -> None:
+    async def _admit(self, tx: Transaction, user_id: str) -> None:
         """Refuse a run over the user's limit of active runs (the transaction then stores nothing).
 
         Counted under a lock on the user's row (PostgreSQL) that is held until the run is stored, so
         two processes admitting the same user at once count each other: the limit holds cluster-wide.
         """
-        if not self._db.is_sqlite:  # SQLite has one writer at a time already
-            await session.execute(select(UserRow.id).where(UserRow.id == user_id).with_for_update())
-        if await active_runs(session, user_id) >= self._max_active:
+        if not tx.is_sqlite:  # SQLite has one writer at a time already
+            await tx.fetch("SELECT id FROM users WHERE id = :id FOR UPDATE", {"id": user_id})
+        (active,) = (await tx.fetch(_COUNT_ACTIVE, {"user_id": user_id}))[0]
+        if active >= self._max_active:
             raise TooManyRuns(
                 f"at most {self._max_active} runs at once per user; wait for one to finish",
                 retry_after_s=1.0,

@@ -29,13 +29,23 @@ from tokenwise.services.chat import Chat, ThreadTurns
 from tokenwise.services.connections import ConnectionRegistry
 from tokenwise.services.connectors import Connectors
 from tokenwise.services.price_overrides import PriceOverrides
-from tokenwise.services.quota import ConnectionQuota, LocalQuota, RedisQuota
+from tokenwise.services.quota import (
+    ConnectionQuota,
+    LocalQuota,
+    LocalRunRate,
+    RedisQuota,
+    RedisRunRate,
+    RunRate,
+)
+from tokenwise.services.redis_throttle import RedisThrottle
 from tokenwise.services.runs import Runs
-from tokenwise.services.throttle import Throttle, ThrottleLimits
+from tokenwise.services.throttle import LocalThrottle, Throttle, ThrottleLimits
 from tokenwise.services.tickets import Tickets
 from tokenwise.usage.bounds import Bounds
 from tokenwise.usage.datasets import Datasets
+from tokenwise.usage.import_quota import import_quota
 from tokenwise.usage.prices import PriceList, load_prices
+from tokenwise.usage.scheduling import FairSlots
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +73,7 @@ class Services:
     api_keys: ApiKeys
     connectors: Connectors
     throttle: Throttle
+    run_rate: RunRate  # runs a minute per user, checked before a message is stored
     keyring: KeyRing | None = None
     issuer: TokenIssuer | None = None
     accounts: Accounts | None = None
@@ -81,8 +92,13 @@ class Services:
             max_overflow=settings.db_max_overflow,
         )
         http = httpx.AsyncClient()
-        throttle = Throttle(
-            ThrottleLimits(**{name: getattr(settings, name) for name in ThrottleLimits.__dataclass_fields__})
+        names = ThrottleLimits.__dataclass_fields__
+        sign_in = ThrottleLimits(**{name: getattr(settings, name) for name in names})
+        # Sign-in limits hold across processes when they share Redis.
+        throttle: Throttle = (
+            LocalThrottle(sign_in)
+            if settings.bus_url in ("", "memory://")
+            else RedisThrottle(settings.bus_url, sign_in)
         )
         keyring = issuer = accounts = None
         if settings.serves_auth:
@@ -133,6 +149,8 @@ class Services:
                 max_decompressed_bytes=settings.max_decompressed_bytes,
                 max_ratio=settings.max_decompression_ratio,
             ),
+            slots=FairSlots(settings.import_slots, settings.import_slots_per_user),
+            quota=import_quota(settings),
         )
 
         connector_key = settings.connector_key.get_secret_value() if settings.connector_key else None
@@ -182,6 +200,11 @@ class Services:
             LocalQuota(settings.max_connections_per_user)
             if settings.bus_url in ("", "memory://")
             else RedisQuota(settings.bus_url, settings.max_connections_per_user)
+        )
+        run_rate: RunRate = (
+            LocalRunRate(settings.runs_per_minute_per_user)
+            if settings.bus_url in ("", "memory://")
+            else RedisRunRate(settings.bus_url, settings.runs_per_minute_per_user)
         )
         queue = RunQueue(db, lease_s=settings.lease_s)
         worker: Worker | None = None
@@ -236,6 +259,7 @@ class Services:
             api_keys=ApiKeys(db),
             connectors=connectors,
             throttle=throttle,
+            run_rate=run_rate,
             keyring=keyring,
             issuer=issuer,
             accounts=accounts,
@@ -269,6 +293,9 @@ class Services:
             await self.worker.stop()
         await self.event_log.stop()
         await self.quota.close()
+        await self.run_rate.close()
+        await self.datasets.quota.close()
+        await self.throttle.close()
         await self.bus.close()
         await self.http.aclose()
         self.datasets.engine.close()  # runs have ended: no query holds a cursor of it

@@ -16,9 +16,10 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from tokenwise.db.database import Database
+from tokenwise.db.direct import Direct
 from tokenwise.db.tables import PriceOverrideRow, utcnow
 from tokenwise.errors import InvalidInput, NotFound
 from tokenwise.usage.prices import PriceList, merge
@@ -29,7 +30,8 @@ _COLUMNS = ("input", "cached_input", "output", "batch_discount", "provider", "so
 _ORIGIN = "user"
 _CACHED_USERS = 1024
 
-Fingerprint = tuple[int, datetime | None]
+Fingerprint = tuple[int, Any]  # how many overrides, and the newest one's stored update time
+_FINGERPRINT = "SELECT count(*), max(updated_at) FROM price_overrides WHERE user_id = :user_id"
 
 
 class PriceOverrides:
@@ -37,6 +39,7 @@ class PriceOverrides:
 
     def __init__(self, db: Database, base: PriceList) -> None:
         self.db, self.base = db, base
+        self._direct = Direct(db)
         self._books: OrderedDict[str, tuple[Fingerprint, PriceList]] = OrderedDict()
 
     async def overrides(self, user_id: str) -> dict[str, dict[str, Any]]:
@@ -51,14 +54,9 @@ class PriceOverrides:
 
     async def book_for(self, user_id: str) -> PriceList:
         """The price book of `user_id`: the server's, with their overrides on top."""
-        async with self.db.session() as session:
-            count, newest = (
-                await session.execute(
-                    select(func.count(), func.max(PriceOverrideRow.updated_at)).where(
-                        PriceOverrideRow.user_id == user_id
-                    )
-                )
-            ).one()
+        # read at the start of every run: plain SQL, not the ORM (the fingerprint stays the stored text)
+        async with self._direct.transaction() as tx:
+            ((count, newest),) = await tx.fetch(_FINGERPRINT, {"user_id": user_id})
         if not count:
             self._books.pop(user_id, None)
             return self.base

@@ -5,12 +5,17 @@ when they expire (Redis's own clock, so the processes' clocks do not matter). On
 pushes the expiry of the connections it holds forward every ttl/3, so the slots of a process that was
 killed free themselves within the ttl. Redis is never a reason to refuse a connection: while it cannot
 be reached, the limit is applied to this process's connections only.
+
+`LocalRunRate` / `RedisRunRate` (their own section below): how many runs a user may start a minute, a
+token bucket per user (`<prefix>:runrate:<user_id>` in Redis, refilled by one atomic script).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import Callable
 from typing import Protocol
 
 from redis.asyncio import BlockingConnectionPool, Redis
@@ -19,7 +24,8 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
-from tokenwise.errors import TooManyConnections
+from tokenwise.errors import RateLimited, TooManyConnections
+from tokenwise.services.throttle import Buckets
 
 log = logging.getLogger("tokenwise.quota")
 
@@ -229,3 +235,122 @@ class RedisQuota:
             self._failed(exc)
         else:
             self._restored()
+
+
+# ---- runs a minute per user ------------------------------------------------------------------------
+# A token bucket per user (burst = the per-minute figure, refilled at that rate), spent by every message
+# that would start a run before it is stored: one dict lookup in this process, or one script call on
+# Redis (no database query either way). Over it: RunRateLimited (`rate_limited`, 429 + Retry-After).
+
+# Refill the user's bucket (Redis's clock), take a token if there is one; returns 0 or the wait in ms.
+_TAKE_RUN = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+local burst = tonumber(ARGV[1])
+local rate = tonumber(ARGV[2])
+local level = redis.call('HMGET', KEYS[1], 'tokens', 'at')
+local tokens = tonumber(level[1])
+local at = tonumber(level[2])
+if tokens == nil or at == nil then
+  tokens = burst
+else
+  tokens = math.min(burst, tokens + math.max(0, now - at) * rate)
+end
+local wait = 0
+if tokens >= 1 then
+  tokens = tokens - 1
+else
+  wait = math.ceil((1 - tokens) / rate)
+end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', tostring(now))
+redis.call('PEXPIRE', KEYS[1], math.ceil((burst - tokens) / rate) + 1000)
+return wait
+"""
+
+
+class RunRateLimited(RateLimited):
+    """The user started `per_minute` runs within the last minute; nothing was stored."""
+
+    def __init__(self, per_minute: int, retry_after_s: float) -> None:
+        super().__init__(
+            f"at most {per_minute} runs a minute per user; slow down", retry_after_s=retry_after_s
+        )
+        self.details["limit"] = "runs_per_minute"
+
+
+class RunRate(Protocol):
+    """The per-user limit of runs started a minute, wherever it is counted."""
+
+    async def admit(self, user_id: str) -> None:
+        """Spend one of the user's runs; RunRateLimited (with the wait) when none is left."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class LocalRunRate:
+    """Runs a minute per user, counted in this process only."""
+
+    def __init__(self, per_minute: int, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.per_minute = per_minute
+        self._buckets = Buckets.per_minute(per_minute, clock)
+
+    def take(self, user_id: str) -> None:
+        if wait := self._buckets.take(user_id):
+            raise RunRateLimited(self.per_minute, wait)
+
+    async def admit(self, user_id: str) -> None:
+        self.take(user_id)
+
+    async def close(self) -> None:
+        return None
+
+
+class RedisRunRate:
+    """Runs a minute per user, counted across every process sharing the Redis at `redis_url` (one atomic
+    script call a message). While Redis cannot be reached, this process's own bucket is the limit."""
+
+    def __init__(
+        self, redis_url: str, per_minute: int, *, timeout_s: float = 0.5, prefix: str = "tokenwise"
+    ) -> None:
+        self.per_minute = per_minute
+        self._rate_per_ms = per_minute / 60_000
+        self._key = f"{prefix}:runrate:"
+        self._client = Redis(
+            connection_pool=BlockingConnectionPool.from_url(
+                redis_url,
+                max_connections=16,
+                timeout=timeout_s,
+                socket_timeout=timeout_s,
+                socket_connect_timeout=timeout_s,
+                retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
+            )
+        )
+        self._take = self._client.register_script(_TAKE_RUN)
+        self._local = LocalRunRate(per_minute)
+        self._retry_at = 0.0
+        self._down = False
+
+    async def admit(self, user_id: str) -> None:
+        loop = asyncio.get_running_loop()
+        if loop.time() >= self._retry_at:
+            try:
+                args: list[float] = [self.per_minute, self._rate_per_ms]
+                wait_ms = await self._take(keys=[self._key + user_id], args=args)
+            except _REDIS_ERRORS as exc:
+                self._retry_at = loop.time() + _RETRY_S
+                if not self._down:
+                    self._down = True
+                    log.warning("Redis is unreachable (%s): runs a minute are counted in this process", exc)
+            else:
+                self._retry_at = 0.0
+                if self._down:
+                    self._down = False
+                    log.warning("Redis is back: runs a minute are counted across every process again")
+                if wait_ms:
+                    raise RunRateLimited(self.per_minute, int(wait_ms) / 1000)
+                return
+        self._local.take(user_id)
+
+    async def close(self) -> None:
+        await self._client.aclose(close_connection_pool=True)

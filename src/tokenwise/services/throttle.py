@@ -1,12 +1,13 @@
 """Sign-in throttling: token buckets per account and per client address, and a lock after failures.
 
-Counted in this process (docs/operations.md#limits-and-quotas): with several auth processes each
-applies its own buckets. A login takes a token from its account's bucket before the password is
-checked and gives it back when it succeeds; its address's bucket is only looked at then, and a
-failure spends from it afterwards (into debt, so a burst of concurrent failures is paid back), so that
-many people signing in at once behind one address are not refused. `lock_after` failures in a row
-lock the account for `lock_s`, whatever password comes while it lasts. Unknown emails are throttled
-and locked like known ones, so a refusal does not tell which emails are registered.
+`Throttle` is the interface; `LocalThrottle` counts in this process (the default), and
+services/redis_throttle.py counts in Redis so that every process of a cluster spends from the same
+buckets (docs/operations.md#limits-and-quotas). A login takes a token from its account's bucket before
+the password is checked and gives it back when it succeeds; its address's bucket is only looked at
+then, and a failure spends from it afterwards (into debt, so a burst of concurrent failures is paid
+back), so that many people signing in at once behind one address are not refused. `lock_after`
+failures in a row lock the account for `lock_s`, whatever password comes while it lasts. Unknown
+emails are throttled and locked like known ones, so a refusal does not tell which emails are registered.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from tokenwise.errors import RateLimited
 
@@ -104,8 +106,34 @@ class ThrottleLimits:
     tickets_per_minute_per_user: int = 120
 
 
-class Throttle:
+class Throttle(Protocol):
     """The auth service's rate limits; each check raises RateLimited (429 with Retry-After)."""
+
+    limits: ThrottleLimits
+
+    async def begin_login(self, account: str, address: str) -> None:
+        """Refuse a sign-in while its account is locked or a bucket is empty; else take their tokens."""
+        ...
+
+    async def login_failed(self, account: str, address: str) -> None: ...
+
+    async def login_succeeded(self, account: str) -> None: ...
+
+    async def login_abandoned(self, account: str) -> None:
+        """The attempt ended without an answer about the password (an error): its token goes back."""
+        ...
+
+    async def register(self, address: str) -> None: ...
+
+    async def refresh(self, address: str) -> None: ...
+
+    async def ticket(self, user_id: str) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class LocalThrottle:
+    """The limits counted in this process."""
 
     def __init__(self, limits: ThrottleLimits, *, clock: Clock = time.monotonic) -> None:
         self.limits, self._clock = limits, clock
@@ -132,7 +160,7 @@ class Throttle:
         self._login_account.fill(account)
         return 0.0
 
-    def begin_login(self, account: str, address: str) -> None:
+    async def begin_login(self, account: str, address: str) -> None:
         """Refuse a sign-in while its account is locked or a bucket is empty; else take their tokens."""
         locked = self._locked(account)
         if locked:
@@ -147,7 +175,7 @@ class Throttle:
             self._login_account.give_back(account)
             raise RateLimited("too many sign-in attempts from this address; slow down", retry_after_s=wait)
 
-    def login_failed(self, account: str, address: str) -> None:
+    async def login_failed(self, account: str, address: str) -> None:
         self._login_address.spend(address)
         failures = self._failures.get(account, 0) + 1
         if len(self._failures) >= _MAX_KEYS and account not in self._failures:
@@ -159,23 +187,26 @@ class Throttle:
                 now = self._clock()
                 self._locked_until = {k: v for k, v in self._locked_until.items() if v > now}
 
-    def login_succeeded(self, account: str) -> None:
+    async def login_succeeded(self, account: str) -> None:
         self._failures.pop(account, None)
-        self.login_abandoned(account)
+        self._login_account.give_back(account)
 
-    def login_abandoned(self, account: str) -> None:
+    async def login_abandoned(self, account: str) -> None:
         """The attempt ended without an answer about the password (an error): its token goes back."""
         self._login_account.give_back(account)
 
-    def register(self, address: str) -> None:
+    async def register(self, address: str) -> None:
         """A registration from `address`, or RateLimited."""
         self._check(self._register, address, "too many registrations from this address")
 
-    def refresh(self, address: str) -> None:
+    async def refresh(self, address: str) -> None:
         self._check(self._refresh, address, "too many token refreshes from this address")
 
-    def ticket(self, user_id: str) -> None:
+    async def ticket(self, user_id: str) -> None:
         self._check(self._tickets, user_id, "too many WebSocket tickets for this user")
+
+    async def close(self) -> None:
+        return None
 
     @staticmethod
     def _check(buckets: Buckets, key: str, message: str) -> None:

@@ -146,6 +146,7 @@ class Toolbox:
     # ---- a question: a run like any other --------------------------------------------------------
     async def ask(self, user_id: str, args: Ask) -> JSON:
         services = self.services
+        await services.run_rate.admit(user_id)  # runs a minute, as over the WebSocket and REST
         submission = await services.chat.submit(
             user_id, args.question, thread_id=args.thread_id, create_thread=True, stop_after=args.agent
         )

@@ -3,18 +3,35 @@
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
+
+import orjson
 
 SUPERVISOR = "supervisor"
 CRITICAL_TYPES = ("agent_started", "agent_thinking", "tool_executing", "tool_completed", "agent_completed")
 RUN_EVENT_TYPES = (*CRITICAL_TYPES, "partial_result", "agent_error")
 
 
-def now_iso() -> str:
-    """The current UTC time in ISO 8601 with milliseconds and a Z."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+class _Clock:
+    """ISO 8601 UTC timestamps with milliseconds and a Z; the seconds are formatted once per second (every
+    event and frame carries one, and formatting a datetime cost more than the rest of the envelope)."""
+
+    __slots__ = ("_prefix", "_second")
+
+    def __init__(self) -> None:
+        self._second, self._prefix = -1, ""
+
+    def now(self) -> str:
+        now = time.time()
+        second = int(now)
+        if second != self._second:
+            self._second, self._prefix = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        return f"{self._prefix}.{int((now - second) * 1000):03d}Z"
+
+
+now_iso = _Clock().now
 
 
 def _is_final(agent_name: str, type: str, data: dict[str, Any]) -> bool:
@@ -59,7 +76,7 @@ class RunEvent:
         if tool_name is not None:
             envelope["tool_name"] = tool_name
         envelope["data"] = data
-        body = json.dumps(envelope, default=str, separators=(",", ":"))
+        body = orjson.dumps(envelope, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
         return cls(user_id, run_id, seq, type, _is_final(agent_name, type, data), body)
 
     @classmethod

@@ -24,7 +24,7 @@ _RATIO_FROM = 16 * 1024 * 1024  # below this many decompressed bytes the ratio i
 
 @dataclass(frozen=True)
 class Bounds:
-    """The limits of one import (Settings: max_dataset_rows, max_decompressed_bytes, …)."""
+    """The limits of one import (Settings: max_dataset_rows, max_decompressed_bytes, …); rows per dataset."""
 
     max_rows: int = 20_000_000
     max_decompressed_bytes: int = 2 * 1024**3
@@ -77,4 +77,16 @@ def check_rows(rows: int, bounds: Bounds) -> None:
             f"the file has {rows} rows, over the limit of {bounds.max_rows} rows per dataset: split it",
             field="file",
             limit_rows=bounds.max_rows,
+        )
+
+
+def check_stream_rows(stored: int, adding: int, bounds: Bounds) -> None:
+    """InvalidInput (422) when a batch would take the workload-events dataset past the rows per dataset."""
+    if stored + adding > bounds.max_rows:
+        raise InvalidInput(
+            f"the workload-events dataset holds {stored} rows: {adding} more would pass the limit of "
+            f"{bounds.max_rows} rows per dataset; nothing was stored (delete the dataset to start afresh)",
+            field="records",
+            limit_rows=bounds.max_rows,
+            stored_rows=stored,
         )

@@ -40,23 +40,25 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tokenwise.analysis.sql import Engine
 from tokenwise.db.database import Database
+from tokenwise.db.direct import Direct
 from tokenwise.db.tables import DatasetRow
 from tokenwise.errors import Conflict, InvalidInput, NotFound, TooLarge
+from tokenwise.usage import bounds as bounds_mod
 from tokenwise.usage import formats
 from tokenwise.usage import ingest as ingest_mod
 from tokenwise.usage.bounds import Bounds
+from tokenwise.usage.import_quota import CountedImports, ImportQuota
 from tokenwise.usage.normalize import Options
 from tokenwise.usage.overlap import Known, keys_path
 from tokenwise.usage.preview import preview_file
 from tokenwise.usage.prices import PriceList, load_prices
+from tokenwise.usage.scheduling import FairSlots
 
 if TYPE_CHECKING:
     from tokenwise.usage.dataset_usage import DatasetUsage
 
 STREAM_NAME = "workload events"
 _STREAM_NAMESPACE = uuid.UUID("6f1d4c1e-8a43-4c55-9b3e-1f0e3a6c2d7b")
-# Imports are CPU-bound DuckDB work in threads; two at a time keeps the server answering the rest.
-_IMPORT_SLOTS = 2
 
 
 def dataset_json(row: DatasetRow) -> dict[str, Any]:
@@ -105,9 +107,15 @@ class Datasets:
         prices: PriceList | None = None,
         prices_for: Callable[[str], Awaitable[PriceList]] | None = None,
         bounds: Bounds | None = None,
+        slots: FairSlots | None = None,
+        quota: ImportQuota | None = None,
     ) -> None:
         self.db = db
-        self.bounds = bounds or Bounds()  # decompressed bytes and rows of one file
+        self._direct = Direct(db)
+        self.bounds = bounds or Bounds()  # decompressed bytes and rows of one file (rows: of one dataset)
+        # Imports are CPU-bound DuckDB work in threads: a few at a time, shared fairly between users.
+        self.slots = slots or FairSlots(total=2, per_user=1)
+        self.quota: ImportQuota = quota or CountedImports.local(2, 5 * 1024**3)
         self.prices = prices if prices is not None else load_prices()
         self.prices_for = prices_for  # a user's own book (their price overrides); None: `prices` for all
         # One DuckDB database for every user's questions (each query takes its own cursor).
@@ -117,7 +125,6 @@ class Datasets:
         self.work_dir = self.data_dir / "tmp"
         self.max_upload_bytes = max_upload_bytes
         self.max_event_batch = max_event_batch
-        self._slots = asyncio.Semaphore(_IMPORT_SLOTS)
         self._stream_locks: dict[str, asyncio.Lock] = {}
         # One import at a time per user: each sees what the previous one stored (content hash, overlaps).
         self._import_locks: dict[str, asyncio.Lock] = {}
@@ -132,11 +139,8 @@ class Datasets:
             )
 
     async def list(self, user_id: str) -> list[DatasetRow]:
-        async with self.db.session() as session:
-            rows = await session.scalars(
-                select(DatasetRow).where(DatasetRow.user_id == user_id).order_by(DatasetRow.created_at)
-            )
-            return list(rows)
+        # read at the start of every run (the agents' UsageSource): plain SQL, not the ORM
+        return await self._direct.rows(DatasetRow, "user_id = :user_id", {"user_id": user_id}, "created_at")
 
     async def get(self, user_id: str, dataset_id: str) -> DatasetRow:
         """The user's dataset; NotFound when it does not exist or belongs to someone else."""
@@ -175,11 +179,16 @@ class Datasets:
         return row
 
     async def preview(
-        self, path: Path, filename: str | None, mapping: dict[str, str | None] | None = None
+        self,
+        path: Path,
+        filename: str | None,
+        mapping: dict[str, str | None] | None = None,
+        *,
+        user_id: str = "",
     ) -> dict[str, Any]:
         """Detected format, mapping, columns and the first rows, for confirming before an import."""
         self.check_size(await asyncio.to_thread(os.path.getsize, path))
-        async with self._slots:
+        async with self.slots.hold(user_id):
             return await asyncio.to_thread(
                 preview_file, path, filename, mapping, self.work_dir, bounds=self.bounds
             )
@@ -230,7 +239,7 @@ class Datasets:
             files=tuple(file for row in others for file in self.files_of(row)),
             bucket_files=tuple(keys_path(self.data_dir / row.path) for row in others),
         )
-        async with self._slots:
+        async with self.slots.hold(user_id):
             result = await asyncio.to_thread(
                 ingest_mod.ingest,
                 path,
@@ -292,11 +301,11 @@ class Datasets:
                     files=tuple(file for row in others for file in self.files_of(row)),
                     bucket_files=tuple(keys_path(self.data_dir / row.path) for row in others),
                 )
-                async with self._slots:
+                async with self.slots.hold(user_id):
                     try:
                         result = await asyncio.to_thread(
                             ingest_mod.ingest, path, self.data_dir / relative, kind="json",
-                            work_dir=self.work_dir, known=known,
+                            work_dir=self.work_dir, known=known, bounds=self.bounds,
                         )  # fmt: skip
                     except Conflict:
                         result = None  # every bucket is in another dataset already
@@ -370,7 +379,7 @@ class Datasets:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
         part = self.data_dir / relative_dir / f"part-{stamp}-{uuid.uuid4().hex[:8]}.parquet"
         lock = self._stream_locks.setdefault(user_id, asyncio.Lock())
-        async with self._slots:
+        async with self.slots.hold(user_id):
             result = await asyncio.to_thread(_ingest_records, list(records), part, model, self.work_dir)
         async with lock:
             try:
@@ -408,6 +417,8 @@ class Datasets:
                     path=relative_dir.as_posix(),
                 )
                 session.add(row)
+            # The stream is one dataset: its rows together stay within the rows one dataset may hold.
+            bounds_mod.check_stream_rows(row.row_count or 0, result.row_count, self.bounds)
             row.row_count = (row.row_count or 0) + result.row_count
             row.bytes = (row.bytes or 0) + result.bytes
             row.mapping = {**(row.mapping or {}), **result.detection.mapping}

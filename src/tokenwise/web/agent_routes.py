@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
 
 from tokenwise import jsonlimits
 from tokenwise.db.tables import RunRow
-from tokenwise.errors import InvalidInput, NotFound
+from tokenwise.errors import InvalidInput, NotFound, RateLimited
 from tokenwise.services.chat import Submission
 from tokenwise.services.container import Services
 from tokenwise.session.frames import MAX_CONTENT_CHARS, TEXT_KEYS, ThreadId, flatten
@@ -65,7 +65,14 @@ async def read_request(request: Request) -> AgentRequest:
 
 
 async def start(services: Services, user_id: str, body: AgentRequest, agent: str | None) -> Submission:
-    """Store the message and queue its run (a client-chosen thread id that is new opens that thread)."""
+    """Store the message and queue its run (a client-chosen thread id that is new opens that thread).
+
+    Over the user's runs a minute: 429 `rate_limited` with Retry-After, and nothing is stored."""
+    try:
+        await services.run_rate.admit(user_id)
+    except RateLimited as exc:
+        exc.details["client_message_id"] = body.client_message_id
+        raise
     submission = await services.chat.submit(
         user_id,
         body.message,

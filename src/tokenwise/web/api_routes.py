@@ -64,6 +64,7 @@ async def list_messages(
 async def post_message(
     thread_id: str, body: NewMessage, claims: CurrentClaims, services: AppServices
 ) -> dict[str, Any]:
+    await services.run_rate.admit(claims.user_id)  # runs a minute: 429 rate_limited, nothing stored
     submission = await services.chat.submit(
         claims.user_id, body.content, thread_id=thread_id, client_message_id=body.client_message_id
     )
@@ -97,7 +98,7 @@ async def cancel_run(run_id: str, claims: CurrentClaims, services: AppServices) 
 
 @router.post("/ws/ticket")
 async def ws_ticket(claims: CurrentClaims, services: AppServices) -> dict[str, Any]:
-    services.throttle.ticket(claims.user_id)
+    await services.throttle.ticket(claims.user_id)
     ticket, expires = await services.tickets.issue_ticket(claims.user_id, claims.expires_at)
     base = services.settings.resolved_public_url.replace("http", "ws", 1)
     return {"ticket": ticket, "expires_at": expires.isoformat(), "websocket_url": f"{base}/ws"}

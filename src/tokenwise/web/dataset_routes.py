@@ -1,4 +1,8 @@
-"""Usage data over HTTP: upload and preview files, list/read/delete datasets, stream events."""
+"""Usage data over HTTP: upload and preview files, list/read/delete datasets, stream events.
+
+Every import (upload, preview, events batch) holds one of the user's import slots while it runs
+(`Datasets.quota`): over the quota it is refused with 429 before its body is read or anything stored.
+"""
 
 from __future__ import annotations
 
@@ -68,7 +72,12 @@ def _saved(upload: Upload) -> Path:
 async def upload_dataset(request: Request, claims: IngestCaller, services: AppServices) -> dict[str, Any]:
     """Import a usage file: CSV, JSONL or Parquet (multipart: file, model?, mapping?, keep_prompt_text?)."""
     datasets = services.datasets
-    async with receive_upload(request, limit=datasets.max_upload_bytes, work_dir=datasets.work_dir) as upload:
+    async with (
+        datasets.quota.importing(claims.user_id) as meter,
+        receive_upload(
+            request, limit=datasets.max_upload_bytes, work_dir=datasets.work_dir, meter=meter
+        ) as upload,
+    ):
         row = await datasets.import_file(
             claims.user_id,
             _saved(upload),
@@ -86,8 +95,14 @@ async def upload_dataset(request: Request, claims: IngestCaller, services: AppSe
 async def preview_dataset(request: Request, claims: CurrentClaims, services: AppServices) -> dict[str, Any]:
     """What an import would do: detected format, mapping, columns, the first rows (nothing is stored)."""
     datasets = services.datasets
-    async with receive_upload(request, limit=datasets.max_upload_bytes, work_dir=datasets.work_dir) as upload:
-        return await datasets.preview(_saved(upload), upload.filename, _mapping(upload))
+    # A preview stores nothing: it holds an import slot while it runs, its bytes are not counted.
+    async with (
+        datasets.quota.importing(claims.user_id),
+        receive_upload(request, limit=datasets.max_upload_bytes, work_dir=datasets.work_dir) as upload,
+    ):
+        return await datasets.preview(
+            _saved(upload), upload.filename, _mapping(upload), user_id=claims.user_id
+        )
 
 
 @router.get("/datasets")
@@ -134,8 +149,11 @@ async def delete_dataset(dataset_id: str, claims: CurrentClaims, services: AppSe
 
 @router.post("/workload/events", status_code=201)
 async def workload_events(
-    body: WorkloadEvents, claims: IngestCaller, services: AppServices
+    request: Request, body: WorkloadEvents, claims: IngestCaller, services: AppServices
 ) -> dict[str, Any]:
     """Append a batch of request records to the user's event stream; all or nothing per batch."""
-    stream, accepted = await services.datasets.append_events(claims.user_id, body.records, body.model)
+    datasets = services.datasets
+    async with datasets.quota.importing(claims.user_id) as meter:
+        await meter.received(len(await request.body()))  # read already, to parse it: cached
+        stream, accepted = await datasets.append_events(claims.user_id, body.records, body.model)
     return {"accepted": accepted, "dataset_id": stream.id, "row_count": stream.row_count}

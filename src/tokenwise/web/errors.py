@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from tokenwise.errors import RateLimited, ServiceUnavailable, TokenwiseError
+from tokenwise.jsonlimits import TooDeep
 
 log = logging.getLogger("tokenwise.errors")
 
@@ -57,8 +58,34 @@ async def _validation(_request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+# FastAPI's answer to any failure of reading a body other than a JSONDecodeError (the cause is kept).
+_UNPARSABLE = "There was an error parsing the body"
+
+
+def _unparsable(cause: BaseException | None) -> JSONResponse:
+    """A body FastAPI could not decode, named: too deeply nested JSON, not UTF-8, or another reason."""
+    if isinstance(cause, RecursionError | TooDeep):
+        message = "the request body is not valid JSON: it nests arrays or objects too deeply to be read"
+    elif isinstance(cause, UnicodeDecodeError):
+        message = f"the request body is not valid JSON: it is not UTF-8 (byte {cause.start})"
+    elif isinstance(cause, ValueError):
+        message = f"the request body is not valid JSON: {cause}"
+    else:
+        words = str(cause).strip().splitlines() if cause is not None else []
+        reason = words[0] if words else type(cause).__name__
+        return JSONResponse(
+            {"error": {"code": "malformed_body", "message": f"the request body cannot be read: {reason}"}},
+            status_code=400,
+        )
+    return JSONResponse(
+        {"error": {"code": "invalid_json", "message": message, "field": None}}, status_code=422
+    )
+
+
 async def _http(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
+    if exc.status_code == 400 and exc.detail == _UNPARSABLE:
+        return _unparsable(exc.__cause__)
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
     return JSONResponse(
         {"error": {"code": code, "message": str(exc.detail)}},

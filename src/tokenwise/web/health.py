@@ -58,7 +58,8 @@ async def ready(services: AppServices) -> JSONResponse:
     """200 when every dependency answers; 503 naming each one that does not."""
     checks: dict[str, dict[str, str]] = {}
     try:
-        await services.db.ping()
+        # SQLite: also that the file is still the one opened, writable, and its disk not full
+        await services.db.check_ready(min_free_bytes=services.settings.min_free_disk_bytes)
         checks["database"] = {"status": "ok"}
     except ServiceUnavailable as exc:
         checks["database"] = {"status": "failing", "message": exc.message}

@@ -8,6 +8,9 @@ Two gaps of uvicorn's protocol are closed here too: a handshake that the websock
 parsing it (a header line over 8 KiB, too many headers) got its 431 prepared but never sent, and the
 socket was held open for ever; and a text frame that is not UTF-8 closed with 1007, no reason and a
 logged traceback.
+
+A connection upgraded from HTTP brings its slot of the per-address connection cap (web/http_protocol.py)
+as `release_on_close`, called when the socket closes.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 from uvicorn._types import ASGISendEvent
@@ -102,6 +106,14 @@ class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
         self.queue = Mailbox()  # type: ignore[assignment]
         self.writable = Flag()  # type: ignore[assignment]
         self.writable.set()
+        self.release_on_close: Callable[[], None] | None = None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        try:
+            super().connection_lost(exc)
+        finally:
+            if self.release_on_close is not None:
+                self.release_on_close()
 
     async def send(self, message: ASGISendEvent) -> None:
         await super().send(message)

@@ -7,7 +7,8 @@ deflate-compressed, with `Authorization: Bearer <API key with scope ingest>` (or
 Replies follow the OTLP/HTTP specification: 200 with an `ExportTraceServiceResponse` in the request's
 encoding (`partial_success` counting rejected GenAI spans), and on failure a `google.rpc.Status` in the
 request's encoding (the JSON form also carries the usual `error` object). 400 is for a body that does
-not decode, which an exporter must not retry; 413 is for a body over the limit, compressed or not.
+not decode, which an exporter must not retry; 413 is for a body over the limit, compressed or not;
+429 with Retry-After is for a user over an import quota (imports at once, bytes a day), retried later.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from tokenwise.security.apikeys import Scope
 from tokenwise.services.container import Services
 from tokenwise.usage import otel
 from tokenwise.usage.datasets import human_bytes
+from tokenwise.usage.import_quota import Meter
 from tokenwise.web.deps import AppServices, authenticate
 from tokenwise.web.errors import error_headers
 
@@ -56,13 +58,18 @@ def encoding_of(content_type: str | None) -> Encoding | None:
     return None
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refused with 413 as soon as it passes `limit` bytes (or says it will)."""
+async def read_body(request: Request, limit: int, meter: Meter | None = None) -> bytes:
+    """The request body, refused with 413 as soon as it passes `limit` bytes (or says it will); counted
+    by `meter` against the user's import bytes of the day (429 once over them)."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise _too_large(limit)
+    if meter is not None and declared.isdigit():
+        meter.expect(int(declared))
     body = bytearray()
     async for chunk in request.stream():
+        if meter is not None:
+            await meter.received(len(chunk))
         body += chunk
         if len(body) > limit:
             raise _too_large(limit)
@@ -159,10 +166,11 @@ async def export_traces(request: Request, services: AppServices) -> Response:
             )
         caller = await authenticate(request, services, Scope.INGEST)
         limit = min(services.settings.max_upload_bytes, MAX_OTLP_BYTES)
-        body = await read_body(request, limit)
-        content_encoding = request.headers.get("content-encoding")
-        extraction = await asyncio.to_thread(decode, body, content_encoding, encoding, limit)
-        await _store(services, caller.user_id, extraction.records)
+        async with services.datasets.quota.importing(caller.user_id) as meter:
+            body = await read_body(request, limit, meter)
+            content_encoding = request.headers.get("content-encoding")
+            extraction = await asyncio.to_thread(decode, body, content_encoding, encoding, limit)
+            await _store(services, caller.user_id, extraction.records)
     except TokenwiseError as exc:
         return _failure(encoding or Encoding.PROTOBUF, exc)
     services.metrics.otlp_spans(len(extraction.records), extraction.ignored, extraction.rejected)

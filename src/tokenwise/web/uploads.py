@@ -1,7 +1,8 @@
 """Streaming multipart uploads: the file part goes straight to a temporary file, never into memory.
 
 The size limit is enforced as the bytes arrive (and up front from Content-Length), so an over-size
-upload is refused without being stored. Text fields are small and kept in memory.
+upload is refused without being stored. Text fields are small and kept in memory. With a `Meter`, every
+byte of the body counts against the user's import bytes of the day, refused the same way once over.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 
 from tokenwise.errors import InvalidInput, TooLarge
 from tokenwise.usage.datasets import human_bytes
+from tokenwise.usage.import_quota import Meter
 
 MAX_FIELD_BYTES = 1024 * 1024
 # Multipart framing and the text fields travel with the file: allow them on top of the file limit.
@@ -110,7 +112,9 @@ class _OverLimit(Exception):
 
 
 @asynccontextmanager
-async def receive_upload(request: Request, *, limit: int, work_dir: Path) -> AsyncIterator[Upload]:
+async def receive_upload(
+    request: Request, *, limit: int, work_dir: Path, meter: Meter | None = None
+) -> AsyncIterator[Upload]:
     """Stream a multipart/form-data body to disk; the saved file is removed when the block ends."""
     too_large = TooLarge(
         f"the upload is over the limit of {human_bytes(limit)} ({limit} bytes)", limit_bytes=limit
@@ -121,6 +125,8 @@ async def receive_upload(request: Request, *, limit: int, work_dir: Path) -> Asy
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit + ENVELOPE_BYTES:
         raise too_large
+    if meter is not None and declared and declared.isdigit():
+        meter.expect(int(declared))
     receiver = _Receiver(limit, work_dir)
     parser = MultipartParser(
         params[b"boundary"],
@@ -137,6 +143,8 @@ async def receive_upload(request: Request, *, limit: int, work_dir: Path) -> Asy
     try:
         try:
             async for chunk in request.stream():
+                if meter is not None:
+                    await meter.received(len(chunk))
                 parser.write(chunk)
             parser.finalize()
         except _OverLimit:

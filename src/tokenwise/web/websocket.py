@@ -272,6 +272,8 @@ class ChatConnection:
                 continue
             await self._require_account()
             try:
+                if isinstance(frame, frames.UserMessage) and not self.services.stopping:
+                    await self._admit_run(frame)
                 await handle(self, frame)
             except (
                 errors.NotFound,
@@ -281,6 +283,14 @@ class ChatConnection:
                 AuthenticationError,
             ) as exc:
                 await self.fail_open(exc)
+
+    async def _admit_run(self, frame: frames.UserMessage) -> None:
+        """The user's runs a minute (services/quota.py), before anything is stored: `rate_limited`."""
+        try:
+            await self.services.run_rate.admit(self.user_id)
+        except errors.RateLimited as exc:
+            exc.details["client_message_id"] = frame.client_message_id  # which message was not taken
+            raise
 
     async def _require_account(self) -> None:
         """A connection whose account was deleted is closed at its next frame (4401), never 1011."""
