@@ -288,4 +288,3 @@ class RunQueue:
             tickets = await session.execute(delete(WsTicketRow).where(WsTicketRow.expires_at < now))
             tokens = await session.execute(delete(RefreshTokenRow).where(RefreshTokenRow.expires_at < now))
         return int(tickets.rowcount or 0) + int(tokens.rowcount or 0)  # type: ignore[attr-defined]
-
