@@ -26,6 +26,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from tokenwise.db.checkpoint import Checkpointer
 from tokenwise.errors import ServiceUnavailable
 
 log = logging.getLogger(__name__)
@@ -124,6 +125,7 @@ class Database:
         self._opened: tuple[int, int] | None = None
         self._lost: StorageFault | None = None  # the file was deleted or replaced: for good
         self._ready_fault: str | None = None  # the reason readiness last failed for, to log changes once
+        self._checkpointer: Checkpointer | None = None
         if self.is_sqlite:
             # Every use of the connection ends its own transaction (session.begin()), so the pool's
             # rollback on return would only be one more round trip to the SQLite thread.
@@ -154,11 +156,19 @@ class Database:
             )
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
 
-    def _record_file(self, _dbapi_connection: Any, _record: Any) -> None:
-        """On connect: remember which file the path named (a reconnect keeps the first one's)."""
+    def _record_file(self, dbapi_connection: Any, _record: Any) -> None:
+        """On connect: remember which file the path named (a reconnect keeps the first one's), and hand
+        the WAL's checkpoints to a thread of their own (db/checkpoint.py)."""
         if self.path is not None and self._opened is None:
             with contextlib.suppress(OSError):
                 self._opened = _identity(self.path)
+        if self.path is not None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA wal_autocheckpoint=0")
+            cursor.close()
+            if self._checkpointer is None:
+                self._checkpointer = Checkpointer(self.path)
+                self._checkpointer.start()
 
     def _refuse_lost_file(self, *_args: Any) -> None:
         """Pool hook: ServiceUnavailable once the file was deleted or replaced (the checkout's connection
@@ -246,6 +256,9 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self._checkpointer is not None:
+            await asyncio.to_thread(self._checkpointer.stop)
+            self._checkpointer = None
 
 
 _START_FREE_BYTES = 1024 * 1024  # under it, start-up writes (keys, the demo user) would fail half-way
