@@ -6,9 +6,10 @@ connection) waited tens of milliseconds, at times 200 ms (measured: commit p99 1
 it 2.7 and 13 ms). So the server's connection never checkpoints (`wal_autocheckpoint=0`), and this
 thread does, once a second, on a connection of its own: a PASSIVE checkpoint takes no lock that writers or
 readers wait for. Under steady writes a passive checkpoint never quite catches up, and the log only starts
-over from its beginning once one has: so when the log has grown past `MAX_WAL_BYTES` a TRUNCATE
-checkpoint (which holds writers back while it runs, briefly: the passive one just copied nearly all of it)
-empties it.
+over from its beginning once one has: so when the log has grown past `MAX_WAL_BYTES` the thread says a
+TRUNCATE checkpoint is `due`, and the server runs it on its own connection in aiosqlite's thread (between
+two transactions: it holds writers back while it runs, briefly, as the passive one copied nearly all of
+it; the event loop is not held).
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ class Checkpointer:
     def __init__(self, path: Path, interval_s: float = INTERVAL_S) -> None:
         self._path, self._interval_s = path, interval_s
         self._stopped = threading.Event()
+        self.due = (
+            threading.Event()
+        )  # the log is over MAX_WAL_BYTES: the server's connection should truncate it
         self._thread = threading.Thread(target=self._run, name="sqlite-checkpoint", daemon=True)
 
     def start(self) -> None:
@@ -57,7 +61,7 @@ class Checkpointer:
                 try:
                     connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
                     if self._wal_bytes() > MAX_WAL_BYTES:
-                        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+                        self.due.set()
                 except sqlite3.Error as exc:  # a full disk, a lost file: readiness says so; try again
                     log.debug("sqlite checkpoint failed: %s", exc)
             connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()  # what the last second wrote
