@@ -33,6 +33,10 @@ class Environment(StrEnum):
     PRODUCTION = "production"
 
 
+# The default of worker_runs_per_user, and of a Worker built without it.
+WORKER_RUNS_PER_USER = 3
+
+
 class Settings(BaseSettings):
     """Everything the app can be told. Build one per app; there is no module-level instance."""
 
@@ -61,6 +65,9 @@ class Settings(BaseSettings):
     # Runs a user may start a minute (a token bucket, burst = this figure); cluster-wide on Redis.
     runs_per_minute_per_user: int = Field(default=60, ge=1)
     worker_concurrency: int = Field(default=32, ge=1)  # runs one worker executes at once
+    # Runs of one user one worker executes at once: a user's further runs wait queued until one of theirs
+    # ends, so a flood shares the CPU less with everyone else's runs (>= max_active_runs_per_user: off).
+    worker_runs_per_user: int = Field(default=WORKER_RUNS_PER_USER, ge=1)
     lease_s: float = Field(default=6.0, ge=0.5)  # a run's lease; renewed every third of it
     worker_poll_s: float = Field(default=2.0, gt=0)  # queue poll when no wake-up arrives
     recovery: Recovery = Recovery.INTERRUPT

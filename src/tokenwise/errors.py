@@ -10,10 +10,21 @@
     ├── InvalidInput                    invalid_input    422    error frame (invalid_message), stays open
     │   ├── MalformedBody               malformed_body   400    (HTTP only: an OTLP body that does not parse)
     │   └── UnsupportedMediaType        unsupported_media_type 415 (HTTP only: content type or encoding)
-    ├── TooLarge                        too_large        413    (HTTP only: an upload over its limit)
+    ├── TooLarge                        too_large        413    (HTTP only: a body over its route's limit)
     ├── RateLimited                     rate_limited     429    error frame, stays open
+    │   ├── TooManyRuns                 too_many_runs    429    error frame, stays open
+    │   ├── RunRateLimited              rate_limited     429    error frame, stays open (`limit:
+    │   │                                                       "runs_per_minute"`; services/quota.py)
+    │   ├── AccountLocked               account_locked   429    (HTTP only: sign-in; services/throttle.py)
+    │   └── ImportQuotaExceeded         import_quota_exceeded 429 (HTTP only; usage/import_quota.py)
+    │       └── TooManyImports          too_many_imports 429    (HTTP only; usage/import_quota.py)
     ├── TooManyConnections              too_many_connections 429 close 4429
     └── ServiceUnavailable              service_unavailable 503 error frame, then close 1013
+
+Every RateLimited (429) carries `retry_after_s` and a Retry-After header. `invalid_json` is no class here:
+a body that is not JSON or nests deeper than jsonlimits.MAX_DEPTH is 422 `invalid_json` (web/errors.py,
+web/limits.py before parsing; `malformed_body` 400 when it cannot be read at all), a frame an
+`invalid_json` error frame that leaves the connection open (session/frames.py).
 
 Anything else that escapes a handler is a bug: HTTP 500 / close 1011 with `internal_error:<error_id>`,
 and the same error id is logged with the traceback.

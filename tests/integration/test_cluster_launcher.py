@@ -16,7 +16,10 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +31,7 @@ from websockets.asyncio.client import ClientConnection
 from support.clients import open_ws
 from support.servers import free_port, to_asyncpg_dsn
 from tokenwise.cli import DEMO_EMAIL, DEMO_PASSWORD
+from tokenwise.cluster.nginx import Balancer
 from tokenwise.cluster.processes import alive, listening, tail
 from tokenwise.cluster.state import State, stop_cluster
 from tokenwise.session.contract import missing_critical, violations
@@ -159,6 +163,12 @@ def test_cluster_serves_the_golden_path_over_both_workers_and_stops_cleanly(tmp_
         worker_pids = {entry.pid for entry in state.processes if entry.role == "worker"}
         assert {int(owner.split(":")[1]) for _status, owner in owners.values()} == worker_pids
 
+        # nginx caps connections per client address (the API processes cannot: all clients are nginx).
+        conf = (directory / "nginx" / "nginx.conf").read_text()
+        assert "limit_conn_zone $binary_remote_addr zone=per_address:10m;" in conf
+        assert "limit_conn per_address 256;" in conf
+        assert "limit_conn_status 503;" in conf
+
         # The two sockets were served by both API processes (nginx logs each upgrade when it closes).
         access = (directory / "logs" / "nginx-access.log").read_text().splitlines()
         upstreams = {line.rsplit("upstream=", 1)[1] for line in access if '"GET /ws ' in line}
@@ -173,3 +183,77 @@ def test_cluster_serves_the_golden_path_over_both_workers_and_stops_cleanly(tmp_
         print(f"cluster ready in {startup_s:.1f} s")  # shown with -s: the timings
     finally:
         _cleanup(directory, launcher)
+
+
+# ---- nginx's per-address connection cap, on its own: nginx in front of a slow upstream ----------------
+
+
+class _Slow(BaseHTTPRequestHandler):
+    """Answers /slow after a second (a connection nginx is busy with), anything else at once."""
+
+    def do_GET(self) -> None:
+        if self.path == "/slow":
+            time.sleep(1.0)
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, *_args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def upstream() -> Iterator[int]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Slow)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_address[1]
+    server.shutdown()
+    server.server_close()
+
+
+def _nginx(tmp_path: Path, upstream: int, cap: int) -> tuple[subprocess.Popen[bytes], str, str]:
+    """nginx started (as the launcher configures it) in front of `upstream`: its process, config, URL."""
+    port = free_port()
+    balancer = Balancer(
+        port=port,
+        home=tmp_path / f"nginx-{cap}",
+        logs=tmp_path / f"logs-{cap}",
+        auth_port=upstream,
+        api_ports=(upstream,),
+        max_connections_per_address=cap,
+    )
+    child = balancer.child(tmp_path)  # writes the configuration and runs `nginx -t` on it
+    process = subprocess.Popen(child.argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while not listening(port):
+        assert process.poll() is None, tail(balancer.logs / "nginx-error.log", 20)
+        assert time.monotonic() < deadline, "nginx is not listening after 10 s"
+        time.sleep(0.05)
+    return process, (balancer.home / "nginx.conf").read_text(), f"http://127.0.0.1:{port}"
+
+
+@pytest.mark.parametrize("cap", [1, 0])
+def test_nginx_refuses_a_client_over_its_connection_cap_with_503(
+    tmp_path: Path, upstream: int, cap: int
+) -> None:
+    process, conf, url = _nginx(tmp_path, upstream, cap)
+    try:
+        assert ("limit_conn per_address 1;" in conf) is (cap == 1), conf
+        assert ("limit_conn_status 503;" in conf) is (cap == 1), conf
+        with (
+            httpx.Client(base_url=url, timeout=10) as first,
+            httpx.Client(base_url=url, timeout=10) as second,
+        ):
+            held = threading.Thread(target=first.get, args=("/slow",))
+            held.start()
+            time.sleep(0.3)  # the first connection is now one nginx is busy with
+            over = second.get("/fast")
+            held.join()
+            after = second.get("/fast")
+        assert over.status_code == (503 if cap == 1 else 200), over.text
+        assert after.status_code == 200  # the cap counts open connections: one freed, the next is served
+    finally:
+        process.terminate()
+        process.wait(10)

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 from support.clients import Account, signup
 from support.live import LiveServer, test_settings
+from tokenwise.jsonlimits import MAX_DEPTH, too_deep
 
 # Routes that read their JSON body themselves, so the OpenAPI schema has no request body for them.
 AGENT_ROUTES = [("POST", "/api/agents/execute", ["message", "thread_id", "agent", "client_message_id"])]
@@ -151,13 +152,111 @@ def test_ten_thousand_nested_arrays_are_named(target: Target) -> None:
     """A body nested 10,000 levels deep is refused with an error that says so, on every JSON route."""
     for method, path, _fields in target.routes:
         response = target.send(method, target.url(path, True), deep(10_000), "application/json")
-        assert response.status_code in (400, 422), (method, path, response.status_code, response.text)
+        assert response.status_code == 422, (method, path, response.status_code, response.text)
         error = response.json()["error"]
-        assert error["code"] in ("invalid_json", "invalid_input"), (method, path, error)
-        assert "JSON" in error["message"], (method, path, error)
-        if path.startswith("/api/agents"):
-            continue  # the agent routes answer with their own invalid_input
-        assert "deeply" in error["message"], (method, path, error)
+        assert error["code"] == "invalid_json", (method, path, error)
+        assert "not valid JSON" in error["message"], (method, path, error)
+        assert f"nested deeper than {MAX_DEPTH} levels" in error["message"], (method, path, error)
+
+
+def nested_in(levels: int, body: dict[str, object], key: str) -> bytes:
+    """`body` with `key` set to arrays `levels` deep in all (the body itself is the first level)."""
+    text = json.dumps({**body, key: None})
+    return text.replace("null", "[" * (levels - 1) + "1" + "]" * (levels - 1)).encode()
+
+
+EVENT = {"timestamp": "2025-01-01T00:00:00Z", "model": "gpt-4o", "input_tokens": 1, "output_tokens": 1}
+# (route, a body the route takes, a key to nest in it) -- one route of each limit (auth, JSON, events)
+DEPTH_ROUTES = [
+    pytest.param(path, body, "extra", id=path)
+    for path, body in [
+        ("/api/threads", {"title": "depth"}),
+        ("/api/workload/events", {"records": [EVENT]}),
+        ("/auth/login", {"email": "nobody@example.com", "password": "not-the-password"}),
+    ]
+]
+
+
+@pytest.mark.parametrize(("path", "body", "key"), DEPTH_ROUTES)
+def test_one_level_over_the_limit_is_refused_before_parsing(
+    target: Target, path: str, body: dict[str, object], key: str
+) -> None:
+    levels = MAX_DEPTH + 1
+    assert json.loads(nested_in(levels, body, key))  # valid JSON: only its depth is at fault
+    response = target.send("POST", path, nested_in(levels, body, key), "application/json")
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert error == {
+        "code": "invalid_json",
+        "message": f"the request body is not valid JSON: it is nested deeper than {MAX_DEPTH} levels",
+        "field": None,
+        "max_depth": MAX_DEPTH,
+    }
+
+
+@pytest.mark.parametrize(("path", "body", "key"), DEPTH_ROUTES)
+def test_sixty_levels_are_not_refused_for_depth(
+    target: Target, path: str, body: dict[str, object], key: str
+) -> None:
+    response = target.send("POST", path, nested_in(60, body, key), "application/json")
+    # The route's own answer: a thread and a batch are stored (the extra field is ignored), a login fails.
+    expected = {"/api/threads": 201, "/api/workload/events": 201, "/auth/login": 401}[path]
+    assert response.status_code == expected, response.text
+
+
+@pytest.mark.parametrize(
+    "content_type", [None, "application/json; charset=utf-8", "application/merge-patch+json"]
+)
+def test_every_json_content_type_is_scanned(target: Target, content_type: str | None) -> None:
+    body = nested_in(MAX_DEPTH + 1, {"title": "depth"}, "extra")
+    response = target.send("POST", "/api/threads", body, content_type)
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["max_depth"] == MAX_DEPTH
+
+
+def test_brackets_in_strings_are_not_levels(target: Target) -> None:
+    title = '[{\\\\\\"' * 30  # JSON `[{\\\"`: brackets, an escaped backslash, an escaped quote
+    # 64 levels outside the string (the object and 63 arrays): at the limit, so 1 more would be refused.
+    body = b'{"title": "' + title.encode() + b'", "extra": ' + b"[" * 63 + b"]" * 63 + b"}"
+    assert json.loads(body)["title"].count("[") == 30
+    response = target.send("POST", "/api/threads", body, "application/json")
+    assert response.status_code == 201, response.text
+    assert response.json()["title"] == json.loads(body)["title"]
+
+
+def test_non_json_bodies_are_not_scanned(target: Target) -> None:
+    """A deep body as text/plain reaches the route (FastAPI does not parse it), which refuses it itself."""
+    body = nested_in(MAX_DEPTH + 1, {"title": "depth"}, "extra")
+    response = target.send("POST", "/api/threads", body, "text/plain")
+    assert response.status_code == 422, response.text
+    assert "max_depth" not in response.json()["error"], response.text
+
+
+# Strings full of what the scan must not miscount: brackets, quotes and backslashes (escaped by dumps).
+TRICKY = st.none() | st.integers() | st.text(alphabet='[]{}"\\ab\u00e9', max_size=6)
+NESTED = st.recursive(
+    TRICKY,
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(TRICKY.map(str), children, max_size=3),
+    max_leaves=30,
+)
+
+
+def depth_of(value: object) -> int:
+    if isinstance(value, list):
+        return 1 + max(map(depth_of, value), default=0)
+    if isinstance(value, dict):
+        return 1 + max(map(depth_of, value.values()), default=0)
+    return 0
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(value=NESTED)
+def test_property_the_scan_agrees_with_the_parser(value: object) -> None:
+    text = json.dumps(value, ensure_ascii=False)
+    depth = depth_of(value)
+    for limit in {max(depth - 1, 0), depth}:
+        assert too_deep(text.encode(), limit) is (depth > limit), (text, limit)
+        assert too_deep(text, limit) is (depth > limit), (text, limit)
 
 
 def test_invalid_utf8_is_named(target: Target) -> None:

@@ -114,3 +114,43 @@ async def test_runs_over_the_users_limit_are_refused_and_nothing_is_stored(db: D
     async with db.session() as session:
         questions = (await session.scalars(select(RunRow.question).where(RunRow.user_id == "u1"))).all()
     assert sorted(q or "" for q in questions) == ["one", "two"]
+
+
+async def test_claims_take_each_users_oldest_run_in_turn(db: Database) -> None:
+    # A user's backlog does not hold back another user's first run: one's turn among one's own runs
+    # first. (RETURNING gives the claimed rows in no particular order: sets.)
+    a = await _queued(db, "u1", 10)
+    (b,) = await _queued(db, "u2", 1)
+    queue = RunQueue(db, lease_s=30)
+    assert {job.run_id for job in await queue.claim("w", 2)} == {a[0], b}
+    assert {job.run_id for job in await queue.claim("w", 3)} == set(a[1:4])
+    (c,) = await _queued(db, "u2", 1)
+    # u1 has four runs under way, u2 one: u2's next run comes first, though queued last.
+    assert {job.run_id for job in await queue.claim("w", 2)} == {c, a[4]}
+
+
+async def test_a_claim_gives_a_user_no_more_than_its_share(db: Database) -> None:
+    a = await _queued(db, "u1", 5)
+    b = await _queued(db, "u2", 3)
+    queue = RunQueue(db, lease_s=30)
+    # The claimer executes one run of u1 and two of u2 already: u1 gets one more, u2 none.
+    claimed = await queue.claim("w", 10, per_user=3, busy={"u1": 2, "u2": 3})
+    assert {job.run_id for job in claimed} == set(a[:1])
+    # u1 has a run under way: u2's first, then each one's next by age (u1's were queued first).
+    claimed = await queue.claim("w", 3, per_user=2, busy={})
+    assert {job.run_id for job in claimed} == {b[0], a[1], b[1]}
+    claimed = await queue.claim("w", 10, per_user=2, busy={"u2": 1})  # u1: two more, u2: one
+    assert {job.run_id for job in claimed} == {a[2], a[3], b[2]}
+
+
+async def test_a_requeued_run_is_claimed_again_with_the_next_epoch(db: Database) -> None:
+    (run_id,) = await _queued(db, "u1", 1)
+    queue = RunQueue(db, lease_s=30)
+    (first,) = await queue.claim("a", 1)
+    assert not await queue.requeue("b", run_id, first.epoch)  # not b's
+    assert not await queue.requeue("a", run_id, first.epoch + 1)
+    assert await queue.requeue("a", run_id, first.epoch)
+    assert await queue.has_queued()
+    (again,) = await queue.claim("c", 1)
+    assert (again.run_id, again.epoch, again.attempts) == (run_id, first.epoch + 1, first.attempts)
+    assert (await queue.renew("a", {run_id: first.epoch})).lost == {run_id}

@@ -156,6 +156,8 @@ class Launcher:
             auth_port=auth_port,
             api_ports=tuple(api.port for api in apis),
             idle_timeout_s=max(75, math.ceil(heartbeat * 3)),
+            # the cap per client address is nginx's (it sees the clients); the processes behind have none
+            max_connections_per_address=self.settings.max_connections_per_address,
             max_body_bytes=self.settings.max_upload_bytes,
         )
         self._launch(balancer.child(plan.project), 30.0)
@@ -182,8 +184,8 @@ class Launcher:
         plan = self.plan
         env = {k: v for k, v in os.environ.items() if k not in _DECIDED}
         # Every client arrives from nginx's address: a per-address cap would be one cap for everybody.
-        env.setdefault("TOKENWISE_MAX_CONNECTIONS_PER_ADDRESS", "0")
         env.update(
+            TOKENWISE_MAX_CONNECTIONS_PER_ADDRESS="0",
             TOKENWISE_DATABASE_URL=database_url,
             TOKENWISE_BUS_URL=bus_url,
             TOKENWISE_AUTH_URL=auth_url,  # the API fetches the JWKS straight from the auth service

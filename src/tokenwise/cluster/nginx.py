@@ -5,6 +5,9 @@ API processes in turn. Any API process serves any client, so there is no `ip_has
 server runs in the foreground (`daemon off;`) as a child of the launcher, with its configuration, pid
 file and temp directories under `<dir>/nginx` and its logs under `<dir>/logs`. As root, `user root;` lets
 its workers use that directory; otherwise nginx runs as the current user and cannot change it anyway.
+
+The per-client connection cap is nginx's (`limit_conn`, 503 like the server's own): the API processes
+see every client arrive from nginx's address, so theirs is off (`max_connections_per_address=0`).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import httpx
 
 from tokenwise.cluster.engines import INSTALL_HINT
 from tokenwise.cluster.processes import Child, StartupFailed
+from tokenwise.config import Settings
 
 # The access log names the upstream that served each request: that is how to see the round-robin.
 _LOG_FORMAT = (
@@ -44,6 +48,8 @@ class Balancer:
     api_ports: tuple[int, ...]
     idle_timeout_s: int = 75  # above the 20 s heartbeat, so quiet WebSockets stay open
     max_body_bytes: int = 512 * 1024 * 1024
+    # Open connections per client address, WebSockets included (0: no cap); the setting's own default.
+    max_connections_per_address: int = Settings.model_fields["max_connections_per_address"].default
 
     def config(self) -> str:
         h, logs = self.home, self.logs
@@ -59,6 +65,14 @@ class Balancer:
             proxy_set_header X-Forwarded-Proto $scheme;
             {timeouts}
             proxy_buffering off;"""
+        cap = self.max_connections_per_address
+        # The zone (10 MB: well over 100,000 addresses) is declared either way; a cap of 0 leaves it unused.
+        per_address = (
+            f"""limit_conn per_address {cap};  # open connections per client address, WebSockets included
+        limit_conn_status 503;"""
+            if cap > 0
+            else "# no per-address connection cap (max_connections_per_address=0)"
+        )
         return f"""# Written by `tokenwise cluster` at every start; edits are lost.
 daemon off;
 {user}worker_processes 1;
@@ -75,6 +89,7 @@ http {{
     uwsgi_temp_path {h}/uwsgi_temp;
     scgi_temp_path {h}/scgi_temp;
     client_max_body_size {self.max_body_bytes + 1024 * 1024};
+    limit_conn_zone $binary_remote_addr zone=per_address:10m;
     # An upgrade asks for one; every other request keeps the upstream connection alive.
     map $http_upgrade $connection_upgrade {{
         default upgrade;
@@ -90,6 +105,7 @@ http {{
     }}
     server {{
         listen 127.0.0.1:{self.port};
+        {per_address}
         location /auth/ {{
             proxy_pass http://tokenwise_auth;
             {common}

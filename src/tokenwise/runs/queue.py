@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, or_, select, tuple_, update
+from sqlalchemy import and_, case, delete, func, or_, select, tuple_, update
+from sqlalchemy.orm import aliased
 
 from tokenwise.db.database import Database
 from tokenwise.db.direct import INSERT_MESSAGE, Transaction
@@ -143,11 +144,91 @@ class RunQueue:
         query = select(RunRow.id).where(*where).order_by(RunRow.created_at).limit(limit)
         return RunRow.id.in_(query.with_for_update(skip_locked=True).scalar_subquery())
 
-    async def claim(self, owner: str, limit: int) -> list[RunJob]:
-        """Lease up to `limit` queued runs, oldest first."""
+    @staticmethod
+    def _fair(limit: int, per_user: int | None, busy: Mapping[str, int]) -> Any:
+        """The ids of `limit` queued rows no other claim has locked, fairly: by each run's turn in its
+        own user's runs first (the user's runs under way count first, then its queued ones by age), then by
+        age, so one user's backlog - or its runs under way - do not hold back another user's first run.
+        With `per_user`, a user gets at most `per_user` minus its `busy` runs (the claimer's own count).
+
+        PostgreSQL refuses FOR UPDATE beside a window function: the positions are ranked in a derived
+        table, and only the outer `runs` rows are locked (SKIP LOCKED after the ordering, so concurrent
+        claims take the next rows rather than none). The pick is a MATERIALIZED common table expression:
+        as a plain subquery of the UPDATE, PostgreSQL may run it again per row, and each run skips the
+        rows the statement has updated already and picks more - past `limit`."""
+        source = aliased(RunRow, name="ranked_source")
+        under_way = case((source.status == "running", 0), else_=1)
+        ranked = (
+            select(
+                source.id.label("id"),
+                source.user_id.label("user_id"),
+                source.status.label("status"),
+                source.created_at.label("created_at"),
+                func.row_number()
+                .over(partition_by=source.user_id, order_by=(under_way, source.created_at, source.id))
+                .label("turn"),
+                func.row_number()  # among the user's queued runs
+                .over(partition_by=(source.user_id, source.status), order_by=(source.created_at, source.id))
+                .label("place"),
+            )
+            .where(source.status.in_(ACTIVE))
+            .subquery("ranked")
+        )
+        pick = aliased(RunRow, name="pick")
+        where: list[Any] = [pick.status == "queued", ranked.c.status == "queued"]
+        if per_user is not None:
+            room = {user: per_user - running for user, running in busy.items() if running > 0}
+            others = ranked.c.place <= per_user
+            if room:
+                others = and_(ranked.c.user_id.not_in(list(room)), others)
+            allowed = [others]
+            allowed += [
+                and_(ranked.c.user_id == user, ranked.c.place <= left)
+                for user, left in room.items()
+                if left > 0
+            ]
+            where.append(or_(*allowed))
+        query = (
+            select(pick.id)
+            .join(ranked, ranked.c.id == pick.id)
+            .where(*where)
+            .order_by(ranked.c.turn, ranked.c.created_at, ranked.c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True, of=pick)
+            .cte("picked")
+            .prefix_with("MATERIALIZED", dialect="postgresql")
+        )
+        return RunRow.id.in_(select(query.c.id))
+
+    async def claim(
+        self, owner: str, limit: int, *, per_user: int | None = None, busy: Mapping[str, int] | None = None
+    ) -> list[RunJob]:
+        """Lease up to `limit` queued runs, fairly (`_fair`): each user's oldest first, users in turn.
+        `per_user` caps a user's runs at this claimer counting the ones it `busy` executes already."""
+        if limit <= 0:
+            return []
         queued = RunRow.status == "queued"
-        rows = await self._take(owner, self._oldest(limit, queued), queued, start=True)
+        rows = await self._take(owner, self._fair(limit, per_user, busy or {}), queued, start=True)
         return [RunJob.from_row(row, takeover=False) for row in rows]
+
+    async def requeue(self, owner: str, run_id: str, epoch: int) -> bool:
+        """Put a run stored leased to `owner` that it has not started back in the queue (its user executes
+        its share there already); False when the run is no longer leased to `owner` at `epoch`."""
+        async with self._db.session() as session:
+            moved = await session.execute(
+                update(RunRow)
+                .where(
+                    RunRow.id == run_id,
+                    RunRow.epoch == epoch,
+                    RunRow.lease_owner == owner,
+                    RunRow.status == "running",
+                )
+                .values(
+                    status="queued", lease_owner=None, lease_expires_at=None, attempts=RunRow.attempts - 1
+                )
+                .execution_options(synchronize_session=False)
+            )
+        return bool(moved.rowcount)  # type: ignore[attr-defined]
 
     async def has_queued(self) -> bool:
         async with self._db.session() as session:

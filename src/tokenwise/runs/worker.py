@@ -3,7 +3,9 @@
 The same worker runs inside `make run` (woken by an in-process signal the moment a message is stored)
 and as `tokenwise worker` processes (woken over the bus, with a poll as the fallback). Its loops:
 
-- claim: lease queued runs while it has free slots;
+- claim: lease queued runs while it has free slots, fairly (each user's oldest first, users in turn) and
+  at most `per_user` of one user's runs executing at once: that user's further runs wait queued, so a
+  flood shares the CPU and the event loop with everyone else's runs no more than that;
 - heartbeat (every third of the lease): renew the leases held; a run whose lease was lost is abandoned
   without writing another event, a run whose stop was requested is cancelled;
 - sweep: runs whose holder's lease expired are taken over (ended as interrupted, or continued), final
@@ -18,11 +20,13 @@ import logging
 import os
 import socket
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from tokenwise.agents.base import RunOutcome
 from tokenwise.bus.base import EventBus, Signals
+from tokenwise.config import WORKER_RUNS_PER_USER
 from tokenwise.errors import ServiceUnavailable
 from tokenwise.runs.event_log import EventLog
 from tokenwise.runs.executor import Executor
@@ -61,11 +65,14 @@ class Worker:
         poll_s: float,
         hand_back: bool,
         owner: str | None = None,
+        per_user: int = WORKER_RUNS_PER_USER,
     ) -> None:
         self._queue, self._executor, self._log, self._bus = queue, executor, event_log, bus
         self.concurrency, self.lease_s, self.poll_s, self.hand_back = concurrency, lease_s, poll_s, hand_back
         self.owner = owner or worker_id()
+        self.per_user = per_user  # runs of one user executing at once (takeovers aside)
         self._held: dict[str, _Held] = {}
+        self._users: Counter[str] = Counter()  # runs held per user (the entries of _held)
         self._published: set[str] = set()
         self._wake = asyncio.Event()
         self._claiming = True
@@ -108,9 +115,15 @@ class Worker:
         self._reserved += 1
         return True
 
-    def adopt(self, job: RunJob) -> None:
-        """Start a run stored with this worker's lease (its reserved slot)."""
-        self._reserved -= 1
+    def admits(self, user_id: str) -> bool:
+        """Whether a run of this user may start now: it executes fewer than `per_user` runs here (or the
+        worker is draining, and runs whatever it was given)."""
+        return self._users[user_id] < self.per_user or not self._claiming
+
+    def adopt(self, job: RunJob, *, reserved: bool = True) -> None:
+        """Start a run stored with this worker's lease (its reserved slot, unless not `reserved`)."""
+        if reserved:
+            self._reserved -= 1
         self._start(job)
 
     def unreserve(self) -> None:
@@ -173,7 +186,10 @@ class Worker:
             free = self.concurrency - len(self._held) - self._reserved
             if self._claiming and free > 0:
                 try:
-                    jobs = await self._queue.claim(self.owner, free)
+                    # The users' runs held here: a user at `per_user` gets none now, and is claimed
+                    # for when one of its runs ends (the wake-up in `_start`).
+                    busy = dict(self._users)
+                    jobs = await self._queue.claim(self.owner, free, per_user=self.per_user, busy=busy)
                 except ServiceUnavailable:
                     jobs = []
                     await asyncio.sleep(min(1.0, self.poll_s))
@@ -197,14 +213,18 @@ class Worker:
         holder.append(entry)
         task = asyncio.create_task(self._executor.execute(job, entry.recorder), name=f"run-{job.run_id}")
         entry.task = task
+        if (previous := self._held.get(job.run_id)) is not None:
+            self._drop(previous)  # taken over from this worker's own earlier claim: counted once
         self._held[job.run_id] = entry
+        self._users[job.user_id] += 1
 
         def done(finished: asyncio.Task[None]) -> None:
-            full = len(self._held) >= self.concurrency
-            if self._held.get(job.run_id) is entry:
-                del self._held[job.run_id]
-            if full:
-                self._wake.set()  # a slot is free: runs may be waiting for it (else a wake-up comes)
+            # A slot is free, or one of a user's `per_user`: runs may wait queued for it (else a wake-up
+            # comes with the next run stored queued).
+            waiting = len(self._held) >= self.concurrency or self._users[job.user_id] >= self.per_user
+            self._drop(entry)
+            if waiting:
+                self._wake.set()
             if finished.cancelled() and entry.recorder.final is None and not entry.recorder.fenced:
                 # Cancelled before its first step, the task never entered execute: end the run here.
                 end(entry.recorder, "cancelled", "the run was stopped before it started")
@@ -225,10 +245,16 @@ class Worker:
             return
         entry.abandoned = True
         entry.recorder.fenced = True
-        if self._held.get(entry.job.run_id) is entry:
-            del self._held[entry.job.run_id]
+        self._drop(entry)
         if entry.task is not None and not entry.task.done():
             entry.task.cancel()
+
+    def _drop(self, entry: _Held) -> None:
+        if self._held.get(entry.job.run_id) is entry:
+            del self._held[entry.job.run_id]
+            self._users[entry.job.user_id] -= 1
+            if not self._users[entry.job.user_id]:
+                del self._users[entry.job.user_id]
 
     def cancel(self, run_id: str) -> bool:
         """Stop a run this worker holds (it ends `cancelled`); False when it is not held here."""

@@ -229,6 +229,7 @@ class Services:
                 event_log,
                 bus,
                 concurrency=settings.worker_concurrency,
+                per_user=settings.worker_runs_per_user,
                 lease_s=settings.lease_s,
                 poll_s=settings.worker_poll_s,
                 # a worker beside others hands its runs over; the embedded one has nobody to hand to

@@ -8,6 +8,7 @@ yet is ended here, under a lease of its own, so a stop never waits for a worker.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from tokenwise.agents.base import RunOutcome
@@ -34,36 +35,64 @@ class Runs:
         self._chat, self._queue, self._bus, self._executor = chat, queue, bus, executor
         self.worker = worker
         self._owner = f"api:{worker_id()}"
+        self._requeues: set[asyncio.Future[None]] = set()
 
-    def reserve(self) -> Lease | None:
-        """A lease for a run about to be stored, when this process's own worker has a free slot: the run
-        then goes straight to it (`started`), which keeps the embedded golden path one transaction short."""
-        if self.worker is None or not self.worker.reserve():
+    def reserve(self, user_id: str | None = None) -> Lease | None:
+        """A lease for a run about to be stored, when this process's own worker has a free slot (for
+        `user_id`'s runs, when given): the run then goes straight to it (`started`), which keeps the
+        embedded golden path one transaction short. A user at its share is stored queued instead."""
+        if self.worker is None or (user_id is not None and not self.worker.admits(user_id)):
+            return None
+        if not self.worker.reserve():
             return None
         return self._queue.lease(self.worker.owner)
 
     async def started(self, user_id: str, submission: Submission | None, lease: Lease | None) -> None:
-        """After a submit: hand a leased run to the worker, or wake a worker for a queued one."""
-        if lease is not None and self.worker is not None:
-            if submission is not None and submission.is_new:
-                self.worker.adopt(
-                    RunJob(
-                        run_id=submission.run_id,
-                        user_id=user_id,
-                        thread_id=submission.thread_id,
-                        question=submission.question,
-                        opens_thread=submission.opens_thread,
-                        epoch=1,
-                        attempts=1,
-                        checkpoint=None,
-                        takeover=False,
-                        stop_after=submission.stop_after,
-                    )
-                )
-            else:
-                self.worker.unreserve()
+        """After a submit: hand a leased run to the worker, or wake a worker for a queued one.
+
+        A leased run whose user already executes its share of the worker (`worker_runs_per_user`) goes
+        back to the queue instead; the worker claims it when one of that user's runs ends. Only such a
+        run costs a write more: the worker counts its runs per user in memory."""
+        worker = self.worker
+        if lease is not None and worker is not None:
+            if submission is None or not submission.is_new:
+                worker.unreserve()
+                return
+            job = RunJob(
+                run_id=submission.run_id,
+                user_id=user_id,
+                thread_id=submission.thread_id,
+                question=submission.question,
+                opens_thread=submission.opens_thread,
+                epoch=1,
+                attempts=1,
+                checkpoint=None,
+                takeover=False,
+                stop_after=submission.stop_after,
+            )
+            if worker.admits(user_id):
+                worker.adopt(job)
+                return
+            worker.unreserve()
+            # Its own task: the run is stored leased here, so it is queued (or started) even if the
+            # caller (the connection's handler) is cancelled meanwhile.
+            requeue = asyncio.ensure_future(self._requeue(worker, job))
+            self._requeues.add(requeue)
+            requeue.add_done_callback(self._requeues.discard)
+            await asyncio.shield(requeue)
         elif submission is not None and submission.is_new:
             await self.wake()
+
+    async def _requeue(self, worker: Worker, job: RunJob) -> None:
+        try:
+            queued = await self._queue.requeue(worker.owner, job.run_id, job.epoch)
+        except Exception:
+            log.exception("run %s: could not put it back in the queue; it starts now", job.run_id)
+            queued = False
+        if queued:
+            worker.wake()  # one of the user's runs may have ended meanwhile
+        else:
+            worker.adopt(job, reserved=False)  # still leased here: it runs over the user's share
 
     async def wake(self) -> None:
         """A run was queued: the in-process worker, or every worker over the bus, looks now."""

@@ -32,7 +32,7 @@ async def user_message(conn: ChatConnection, frame: frames.UserMessage) -> None:
             }
         )
         return
-    lease = services.runs.reserve()  # the in-process worker takes the run at once, if it has room
+    lease = services.runs.reserve(conn.user_id)  # the in-process worker takes it at once, if it has room
     submitted: Submission | None = None
 
     async def submit_and_ack() -> str | None:
