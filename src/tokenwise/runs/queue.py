@@ -20,10 +20,24 @@ from sqlalchemy import and_, case, delete, func, or_, select, tuple_, update
 from sqlalchemy.orm import aliased
 
 from tokenwise.db.database import Database
-from tokenwise.db.direct import INSERT_MESSAGE, Transaction
+from tokenwise.db.direct import INSERT_MESSAGE, Direct, Transaction, expand
 from tokenwise.db.tables import RefreshTokenRow, RunRow, WsTicketRow, utcnow
 
 ACTIVE = ("queued", "running")
+# running runs whose lease expired (or was handed back: no owner); `owned` is IS NULL or IS NOT NULL
+_DUE = (
+    "SELECT 1 FROM runs WHERE status = 'running' AND (lease_expires_at IS NULL OR lease_expires_at < :now)"
+    " AND lease_owner {owned} LIMIT 1"
+)
+_RENEW = (
+    "UPDATE runs SET lease_expires_at = :until WHERE ({held}) AND lease_owner = :owner AND status = 'running'"
+    " RETURNING id, cancel_requested_at"
+)
+_PUBLISHED = "UPDATE runs SET final_published = TRUE WHERE id IN ({ids})"
+_UNPUBLISHED = (
+    "SELECT id, user_id, last_seq FROM runs WHERE final_published = FALSE"
+    " AND status NOT IN ('queued', 'running') AND lease_expires_at < :now LIMIT :limit"
+)
 _END_RUN = (
     "UPDATE runs SET status = :status, finished_at = :now, last_seq = :last_seq, error_code = :error_code,"
     " report = :report, report_markdown = :markdown, final_published = FALSE, lease_expires_at = :until"
@@ -109,8 +123,18 @@ class Outcome:
 
 
 class RunQueue:
+    """The queue's statements. The ones a worker repeats every second or two whether or not there is
+    anything to do (is anything queued, expired or unpublished; renewals) are plain SQL (db/direct.py):
+    through the ORM each held the one SQLite connection across several awaits, and the golden path's
+    transactions queued behind them."""
+
     def __init__(self, db: Database, *, lease_s: float) -> None:
         self._db, self._lease = db, timedelta(seconds=lease_s)
+        self._direct = Direct(db)
+
+    async def _exists(self, sql: str, params: Mapping[str, Any]) -> bool:
+        async with self._direct.transaction() as tx:
+            return bool(await tx.fetch(sql, params))
 
     def _until(self, now: datetime) -> datetime:
         return now + self._lease
@@ -205,7 +229,7 @@ class RunQueue:
     ) -> list[RunJob]:
         """Lease up to `limit` queued runs, fairly (`_fair`): each user's oldest first, users in turn.
         `per_user` caps a user's runs at this claimer counting the ones it `busy` executes already."""
-        if limit <= 0:
+        if limit <= 0 or not await self.has_queued():
             return []
         queued = RunRow.status == "queued"
         rows = await self._take(owner, self._fair(limit, per_user, busy or {}), queued, start=True)
@@ -231,14 +255,16 @@ class RunQueue:
         return bool(moved.rowcount)  # type: ignore[attr-defined]
 
     async def has_queued(self) -> bool:
-        async with self._db.session() as session:
-            found = await session.scalar(select(RunRow.id).where(RunRow.status == "queued").limit(1))
-        return found is not None
+        return await self._exists("SELECT 1 FROM runs WHERE status = 'queued' LIMIT 1", {})
 
     async def take_over(self, owner: str, limit: int, *, handed_back: bool = False) -> list[RunJob]:
         """Lease up to `limit` running runs whose holder's lease expired (it died or paused), or with
         `handed_back` the ones a draining worker released (their lease has no owner)."""
-        expired = or_(RunRow.lease_expires_at.is_(None), RunRow.lease_expires_at < utcnow())
+        now = utcnow()
+        owned = "IS NULL" if handed_back else "IS NOT NULL"
+        if not await self._exists(_DUE.format(owned=owned), {"now": now}):
+            return []  # the common case, every sweep: nothing expired
+        expired = or_(RunRow.lease_expires_at.is_(None), RunRow.lease_expires_at < now)
         owner_test = RunRow.lease_owner.is_(None) if handed_back else RunRow.lease_owner.is_not(None)
         due = (RunRow.status == "running", expired, owner_test)
         rows = await self._take(owner, self._oldest(limit, *due), *due, start=False)
@@ -248,23 +274,18 @@ class RunQueue:
         """Extend the leases this worker holds; says which it lost and which were asked to stop."""
         if not held:
             return Renewal(frozenset(), frozenset())
-        statement = (
-            update(RunRow)
-            .where(
-                tuple_(RunRow.id, RunRow.epoch).in_(list(held.items())),
-                RunRow.lease_owner == owner,
-                RunRow.status == "running",
-            )
-            .values(lease_expires_at=self._until(utcnow()))
-            .returning(RunRow.id, RunRow.cancel_requested_at)
-            .execution_options(synchronize_session=False)
-        )
-        async with self._db.session() as session:
-            rows = (await session.execute(statement)).all()
-        kept = {row.id for row in rows}
+        params: dict[str, Any] = {"owner": owner, "until": self._until(utcnow())}
+        pairs = []
+        for i, (run_id, epoch) in enumerate(held.items()):
+            pairs.append(f"(id = :id{i} AND epoch = :epoch{i})")
+            params |= {f"id{i}": run_id, f"epoch{i}": epoch}
+        async with self._direct.transaction() as tx:
+            rows = await tx.fetch(_RENEW.format(held=" OR ".join(pairs)), params)
         return Renewal(
-            lost=frozenset(set(held) - kept),
-            cancel=frozenset(row.id for row in rows if row.cancel_requested_at is not None),
+            lost=frozenset(set(held) - {run_id for run_id, _ in rows}),
+            cancel=frozenset(
+                run_id for run_id, cancel_requested_at in rows if cancel_requested_at is not None
+            ),
         )
 
     async def release(self, owner: str, held: Mapping[str, int]) -> None:
@@ -321,30 +342,16 @@ class RunQueue:
         ids = list(run_ids)
         if not ids:
             return
-        async with self._db.session() as session:
-            await session.execute(
-                update(RunRow)
-                .where(RunRow.id.in_(ids))
-                .values(final_published=True)
-                .execution_options(synchronize_session=False)
-            )
+        names, params = expand("run", ids)
+        async with self._direct.transaction() as tx:
+            await tx.execute(_PUBLISHED.format(ids=names), params)
 
     async def unpublished(self, limit: int = 100) -> list[tuple[str, str, int]]:
         """(run_id, user_id, last_seq) of ended runs whose final event its holder may not have published: the
         holder's lease expired before it said it had."""
-        async with self._db.session() as session:
-            rows = (
-                await session.execute(
-                    select(RunRow.id, RunRow.user_id, RunRow.last_seq)
-                    .where(
-                        RunRow.final_published.is_(False),
-                        RunRow.status.not_in(ACTIVE),
-                        RunRow.lease_expires_at < utcnow(),
-                    )
-                    .limit(limit)
-                )
-            ).all()
-        return [(row.id, row.user_id, row.last_seq) for row in rows]
+        async with self._direct.transaction() as tx:
+            rows = await tx.fetch(_UNPUBLISHED, {"now": utcnow(), "limit": limit})
+        return [(run_id, user_id, last_seq) for run_id, user_id, last_seq in rows]
 
     async def request_cancel(self, user_id: str, run_id: str) -> bool:
         """Persist a stop request (the holder reads it at its next renewal); False if the run ended."""
