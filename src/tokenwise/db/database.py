@@ -26,7 +26,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
-from tokenwise.db.checkpoint import Checkpointer
+from tokenwise.db.checkpoint import KEEP_WAL_BYTES, Checkpointer
 from tokenwise.errors import ServiceUnavailable
 
 log = logging.getLogger(__name__)
@@ -165,6 +165,7 @@ class Database:
         if self.path is not None:
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA wal_autocheckpoint=0")
+            cursor.execute(f"PRAGMA journal_size_limit={KEEP_WAL_BYTES}")
             cursor.close()
             if self._checkpointer is None:
                 self._checkpointer = Checkpointer(self.path)

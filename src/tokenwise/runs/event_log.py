@@ -32,6 +32,7 @@ _BATCH = 512
 _FENCE = "SELECT id, epoch FROM runs WHERE status = 'running' AND id IN ({ids}){lock}"
 _INSERT_EVENT = "INSERT INTO run_events (run_id, seq, type, body) VALUES (:run_id, :seq, :type, :body)"
 _RETRY_S = 0.5
+_LINGER_S = 0.002
 
 
 class Writer(Protocol):
@@ -58,12 +59,18 @@ class _Checkpoint:
 _Item = _Append | _Checkpoint | asyncio.Future[None]
 
 
+def _urgent(item: _Item) -> bool:
+    """A run's first event (what a user waits for after sending) or a flush (a run's end waits on it)."""
+    return isinstance(item, asyncio.Future) or (isinstance(item, _Append) and item.event.seq == 1)
+
+
 class EventLog:
     def __init__(self, db: Database, bus: EventBus) -> None:
         self._db, self._bus = db, bus
         self._direct = Direct(db)
         self._queue: asyncio.Queue[_Item] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
+        self._lingering: asyncio.Future[None] | None = None  # the writer's moment for more events
 
     def start(self) -> None:
         self._writer = asyncio.create_task(self._write_forever(), name="event-log-writer")
@@ -76,7 +83,24 @@ class EventLog:
 
     def append(self, event: RunEvent, writer: Writer) -> None:
         """Queue an event for storage and delivery, in append order."""
-        self._queue.put_nowait(_Append(event, writer))
+        item = _Append(event, writer)
+        self._queue.put_nowait(item)
+        if _urgent(item):
+            self._hurry()
+
+    def _hurry(self) -> None:
+        if self._lingering is not None and not self._lingering.done():
+            self._lingering.set_result(None)
+
+    async def _linger(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._lingering = loop.create_future()
+        timer = loop.call_later(_LINGER_S, self._hurry)
+        try:
+            await self._lingering
+        finally:
+            timer.cancel()
+            self._lingering = None
 
     def checkpoint(self, run_id: str, writer: Writer, results: dict[str, Any]) -> None:
         """Store the run's agent results with the events appended so far (what a takeover continues)."""
@@ -86,6 +110,7 @@ class EventLog:
         """Wait until every event appended so far is stored and published."""
         done = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(done)
+        self._hurry()
         await done
 
     @staticmethod
@@ -131,6 +156,12 @@ class EventLog:
     async def _write_forever(self) -> None:
         while True:
             batch = [await self._queue.get()]
+            if not _urgent(batch[0]):
+                # A moment for the events right behind it: every commit rewrites whole pages of the
+                # log, so one commit for several runs' steps instead of one each writes a fraction of
+                # it, and the checkpoints that sync it stay small. A run's first event (or a flush)
+                # cuts the moment short: that is what a user is waiting for.
+                await self._linger()
             while len(batch) < _BATCH and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             groups: defaultdict[tuple[str, int], list[_Append]] = defaultdict(list)
