@@ -5,10 +5,10 @@ commit, and a checkpoint syncs the file: that commit (and so every transaction q
 connection) waited tens of milliseconds, at times 200 ms. So the server's connection never checkpoints
 (`wal_autocheckpoint=0`), and this thread does, every `INTERVAL_S`, on a connection of its own: a PASSIVE
 checkpoint takes no lock that writers or readers wait for. The log only starts over from its beginning
-once a checkpoint has caught up with it; should steady writes never let one (the log grown past
-`MAX_WAL_BYTES`), the thread says a TRUNCATE checkpoint is `due`, and the server runs it on its own
-connection in aiosqlite's thread between two transactions (it holds writers back while it runs; the
-event loop is not held).
+once a checkpoint has caught up with it, and steady writes never let a passive one catch up: past
+`MAX_WAL_BYTES` the thread runs a TRUNCATE checkpoint, right after its passive one so that little is left
+to copy; writers wait for it (a few milliseconds, in SQLite's busy handler). Run from the server's own
+connection instead, it first waited for the thread's checkpoint to end: 80 ms of nothing.
 """
 
 from __future__ import annotations
@@ -33,9 +33,6 @@ class Checkpointer:
     def __init__(self, path: Path, interval_s: float = INTERVAL_S) -> None:
         self._path, self._interval_s = path, interval_s
         self._stopped = threading.Event()
-        self.due = (
-            threading.Event()
-        )  # the log is over MAX_WAL_BYTES: the server's connection should truncate it
         self._thread = threading.Thread(target=self._run, name="sqlite-checkpoint", daemon=True)
 
     def start(self) -> None:
@@ -64,7 +61,7 @@ class Checkpointer:
                 try:
                     connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
                     if self._wal_bytes() > MAX_WAL_BYTES:
-                        self.due.set()
+                        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
                 except sqlite3.Error as exc:  # a full disk, a lost file: readiness says so; try again
                     log.debug("sqlite checkpoint failed: %s", exc)
             connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()  # what the last second wrote

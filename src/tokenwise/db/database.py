@@ -255,14 +255,6 @@ class Database:
                 raise ServiceUnavailable(fault.message, dependency="database")
         await self.ping()
 
-    def truncate_due(self) -> bool:
-        """Whether the WAL has outgrown what background checkpoints keep it at (db/checkpoint.py)."""
-        return self._checkpointer is not None and self._checkpointer.due.is_set()
-
-    def truncated(self) -> None:
-        if self._checkpointer is not None:
-            self._checkpointer.due.clear()
-
     async def dispose(self) -> None:
         await self.engine.dispose()
         if self._checkpointer is not None:

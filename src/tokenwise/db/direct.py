@@ -162,9 +162,6 @@ class Direct:
             yield _SqliteTransaction(sqlite, self._stamp)
             if sqlite.in_transaction:  # only writes open one (sqlite3 begins before DML)
                 sqlite.commit()  # no sync: WAL mode, synchronous=NORMAL, checkpoints off (checkpoint.py)
-            if self._db.truncate_due():
-                await connection.execute_fetchall("PRAGMA wal_checkpoint(TRUNCATE)")  # aiosqlite's thread
-                self._db.truncated()
         except BaseException as exc:
             _roll_back(sqlite)
             if isinstance(exc, sqlite3.IntegrityError):
