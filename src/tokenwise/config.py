@@ -132,7 +132,7 @@ class Settings(BaseSettings):
     # Behind a proxy every client has the proxy's address: raise it or set 0 and cap at the proxy.
     max_connections_per_address: int = Field(default=256, ge=0)
     # Sign-in throttling, in Redis when bus_url is redis://… (every process spends from the same buckets),
-    # else in this process (services/throttle.py): token buckets (burst = the per-minute
+    # else in this process (limits/throttle.py): token buckets (burst = the per-minute
     # figure) per account and per client address that failed sign-ins spend; login_lock_after failures in
     # a row lock the account for login_lock_s, whatever password comes. Over any of them: 429 + Retry-After.
     login_per_minute_per_account: int = Field(default=10, ge=1)

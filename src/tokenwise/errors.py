@@ -14,8 +14,8 @@
     ├── RateLimited                     rate_limited     429    error frame, stays open
     │   ├── TooManyRuns                 too_many_runs    429    error frame, stays open
     │   ├── RunRateLimited              rate_limited     429    error frame, stays open (`limit:
-    │   │                                                       "runs_per_minute"`; services/quota.py)
-    │   ├── AccountLocked               account_locked   429    (HTTP only: sign-in; services/throttle.py)
+    │   │                                                       "runs_per_minute"`; limits/quota.py)
+    │   ├── AccountLocked               account_locked   429    (HTTP only: sign-in; limits/throttle.py)
     │   └── ImportQuotaExceeded         import_quota_exceeded 429 (HTTP only; usage/import_quota.py)
     │       └── TooManyImports          too_many_imports 429    (HTTP only; usage/import_quota.py)
     ├── TooManyConnections              too_many_connections 429 close 4429

@@ -17,8 +17,8 @@ import pytest
 
 from support.servers import RedisServer, free_port
 from tokenwise.errors import TooManyConnections
+from tokenwise.limits.quota import LocalQuota, RedisQuota
 from tokenwise.services.connections import ConnectionRegistry
-from tokenwise.services.quota import LocalQuota, RedisQuota
 
 LIMIT_MESSAGE = "at most 2 connections per user; close another tab or client"
 

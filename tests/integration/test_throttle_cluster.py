@@ -18,8 +18,8 @@ from support.clients import signup
 from support.live import LiveServer
 from support.servers import RedisServer, free_port
 from tokenwise.errors import RateLimited
-from tokenwise.services.redis_throttle import RedisThrottle
-from tokenwise.services.throttle import AccountLocked, ThrottleLimits
+from tokenwise.limits.redis_throttle import RedisThrottle
+from tokenwise.limits.throttle import AccountLocked, ThrottleLimits
 
 pytestmark = pytest.mark.redis
 

@@ -14,9 +14,9 @@ from sqlalchemy.exc import IntegrityError
 from tokenwise.db.database import Database
 from tokenwise.db.tables import RefreshTokenRow, UserRow, utcnow
 from tokenwise.errors import AuthenticationError, Conflict, InvalidCredentials, NotFound
+from tokenwise.limits.throttle import Throttle
 from tokenwise.security.passwords import hash_password, needs_rehash, verify_password
 from tokenwise.security.tokens import TokenIssuer
-from tokenwise.services.throttle import Throttle
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,7 @@ class Accounts:
     async def login(self, email: str, password: str, *, client: str | None = None) -> TokenPair:
         """A token pair; an unknown email and a wrong password fail alike, in the same time.
 
-        With `client` (an address), throttled per account and per address (services/throttle.py).
+        With `client` (an address), throttled per account and per address (limits/throttle.py).
         """
         account, address = email.strip().lower(), client or ""
         throttle = self.throttle if client is not None else None

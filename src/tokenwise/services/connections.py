@@ -10,7 +10,7 @@ import asyncio
 from collections import defaultdict
 from typing import Protocol
 
-from tokenwise.services.quota import ConnectionQuota, LocalQuota
+from tokenwise.limits.quota import ConnectionQuota, LocalQuota
 
 
 class Live(Protocol):

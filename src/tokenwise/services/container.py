@@ -13,6 +13,16 @@ from tokenwise.bus import build_bus
 from tokenwise.bus.base import EventBus
 from tokenwise.config import Role, Settings
 from tokenwise.db.database import Database
+from tokenwise.limits.quota import (
+    ConnectionQuota,
+    LocalQuota,
+    LocalRunRate,
+    RedisQuota,
+    RedisRunRate,
+    RunRate,
+)
+from tokenwise.limits.redis_throttle import RedisThrottle
+from tokenwise.limits.throttle import LocalThrottle, Throttle, ThrottleLimits
 from tokenwise.metrics import Metrics
 from tokenwise.runs.event_log import EventLog
 from tokenwise.runs.executor import Executor, Pipeline
@@ -29,17 +39,7 @@ from tokenwise.services.chat import Chat, ThreadTurns
 from tokenwise.services.connections import ConnectionRegistry
 from tokenwise.services.connectors import Connectors
 from tokenwise.services.price_overrides import PriceOverrides
-from tokenwise.services.quota import (
-    ConnectionQuota,
-    LocalQuota,
-    LocalRunRate,
-    RedisQuota,
-    RedisRunRate,
-    RunRate,
-)
-from tokenwise.services.redis_throttle import RedisThrottle
 from tokenwise.services.runs import Runs
-from tokenwise.services.throttle import LocalThrottle, Throttle, ThrottleLimits
 from tokenwise.services.tickets import Tickets
 from tokenwise.usage.bounds import Bounds
 from tokenwise.usage.datasets import Datasets

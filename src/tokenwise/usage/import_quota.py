@@ -14,29 +14,24 @@ refuse: while it cannot be reached, this process counts on its own.
 
 from __future__ import annotations
 
-import logging
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
-
 from tokenwise.errors import RateLimited, TokenwiseError, TooManyConnections
-from tokenwise.services.quota import LocalQuota, RedisQuota
+from tokenwise.limits.quota import LocalQuota, RedisQuota
+from tokenwise.limits.redis_link import RedisLink
 
 if TYPE_CHECKING:
     from tokenwise.config import Settings
 
-log = logging.getLogger("tokenwise.quota")
 
 # Bytes are reported to the counter in steps of this size: one round trip per MiB, not per chunk.
 FLUSH_BYTES = 1024 * 1024
 # An import takes seconds: a client refused for too many at once may try again after this long.
 BUSY_RETRY_S = 5.0
-_REDIS_ERRORS = (RedisError, OSError, TimeoutError)
 _DAY_S = 24 * 3600
 
 
@@ -115,37 +110,28 @@ class LocalDailyBytes:
 class RedisDailyBytes:
     """The counts of every process sharing Redis (this process's own while Redis is away)."""
 
-    def __init__(self, client: Redis, prefix: str) -> None:
-        self._client, self._key = client, f"{prefix}:import-bytes:"
+    def __init__(self, link: RedisLink, prefix: str) -> None:
+        self._link, self._key = link, f"{prefix}:import-bytes:"
         self._local = LocalDailyBytes()
-        self._down = False
 
     async def used(self, user_id: str, day: str) -> int:
-        try:
-            value = await self._client.get(f"{self._key}{user_id}:{day}")
-        except _REDIS_ERRORS as exc:
-            self._failed(exc)
+        value = await self._link.ask(lambda: self._link.client.get(f"{self._key}{user_id}:{day}"))
+        if value is None and not self._link.reachable():
             return await self._local.used(user_id, day)
-        self._down = False
         return int(value or 0)
 
     async def add(self, user_id: str, day: str, size: int) -> int:
         key = f"{self._key}{user_id}:{day}"
-        try:
-            async with self._client.pipeline(transaction=True) as pipe:
+
+        async def increment() -> int:
+            async with self._link.client.pipeline(transaction=True) as pipe:
                 pipe.incrby(key, size)
                 pipe.expire(key, 2 * _DAY_S)
                 total, _ = await pipe.execute()
-        except _REDIS_ERRORS as exc:
-            self._failed(exc)
-            return await self._local.add(user_id, day, size)
-        self._down = False
-        return int(total)
+            return int(total)
 
-    def _failed(self, error: BaseException) -> None:
-        if not self._down:
-            self._down = True
-            log.warning("Redis is unreachable (%s): import bytes are counted in this process only", error)
+        total = await self._link.ask(increment)
+        return await self._local.add(user_id, day, size) if total is None else total
 
 
 class Meter:
@@ -195,10 +181,10 @@ class CountedImports:
         daily: DailyBytes,
         *,
         max_bytes_per_day: int,
-        client: Redis | None = None,
+        link: RedisLink | None = None,
     ) -> None:
         self.slots, self.daily, self.max_bytes_per_day = slots, daily, max_bytes_per_day
-        self._client = client
+        self._link = link
 
     @classmethod
     def local(cls, max_imports: int, max_bytes_per_day: int) -> CountedImports:
@@ -208,10 +194,9 @@ class CountedImports:
     def redis(
         cls, redis_url: str, max_imports: int, max_bytes_per_day: int, *, prefix: str = "tokenwise"
     ) -> CountedImports:
-        client = Redis.from_url(redis_url, socket_timeout=0.5, socket_connect_timeout=0.5)
+        link = RedisLink(redis_url, "import bytes are")
         slots = RedisQuota(redis_url, max_imports, prefix=f"{prefix}:imports")
-        daily = RedisDailyBytes(client, prefix)
-        return cls(slots, daily, max_bytes_per_day=max_bytes_per_day, client=client)
+        return cls(slots, RedisDailyBytes(link, prefix), max_bytes_per_day=max_bytes_per_day, link=link)
 
     @asynccontextmanager
     async def importing(self, user_id: str) -> AsyncIterator[Meter]:
@@ -235,8 +220,8 @@ class CountedImports:
 
     async def close(self) -> None:
         await self.slots.close()
-        if self._client is not None:
-            await self._client.aclose()
+        if self._link is not None:
+            await self._link.close()
 
 
 def import_quota(settings: Settings) -> ImportQuota:

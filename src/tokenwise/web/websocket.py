@@ -285,7 +285,7 @@ class ChatConnection:
                 await self.fail_open(exc)
 
     async def _admit_run(self, frame: frames.UserMessage) -> None:
-        """The user's runs a minute (services/quota.py), before anything is stored: `rate_limited`."""
+        """The user's runs a minute (limits/quota.py), before anything is stored: `rate_limited`."""
         try:
             await self.services.run_rate.admit(self.user_id)
         except errors.RateLimited as exc:

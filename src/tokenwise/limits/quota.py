@@ -18,19 +18,12 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
-
 from tokenwise.errors import RateLimited, TooManyConnections
-from tokenwise.services.throttle import Buckets
+from tokenwise.limits.redis_link import REDIS_ERRORS, RedisLink, script_call
+from tokenwise.limits.throttle import Buckets
 
 log = logging.getLogger("tokenwise.quota")
 
-_REDIS_ERRORS = (RedisError, OSError, TimeoutError)
-_RETRY_S = 2.0  # after Redis failed, count locally for this long before asking it again
 
 # Drop the expired, then admit the connection if it is already counted or there is room.
 _ACQUIRE = """
@@ -132,21 +125,11 @@ class RedisQuota:
         self.max_per_user = max_per_user
         self._ttl_ms = max(1, round(ttl_s * 1000))
         self._key = f"{prefix}:conns:"
-        self._client = Redis(
-            connection_pool=BlockingConnectionPool.from_url(
-                redis_url,
-                max_connections=16,
-                timeout=timeout_s,
-                socket_timeout=timeout_s,
-                socket_connect_timeout=timeout_s,
-                retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
-            )
-        )
+        self._link = RedisLink(redis_url, "the connection limit is", timeout_s=timeout_s)
+        self._client = self._link.client
         self._acquire = self._client.register_script(_ACQUIRE)
         self._refresh = self._client.register_script(_REFRESH)
         self._local = LocalQuota(max_per_user)  # this process's connections; the limit while Redis is away
-        self._retry_at = 0.0
-        self._down = False
         self._refresher: asyncio.Task[None] | None = None
 
     async def acquire(self, user_id: str, connection_id: str) -> None:
@@ -163,14 +146,9 @@ class RedisQuota:
             raise _too_many(self.max_per_user)
 
     async def release(self, user_id: str, connection_id: str) -> None:
-        if not self._local.give_back(user_id, connection_id) or not self._reachable():
-            return  # not held; or Redis is away, and the entry expires within the ttl
-        try:
-            await self._client.zrem(self._key + user_id, connection_id)
-        except _REDIS_ERRORS as exc:
-            self._failed(exc)
-        else:
-            self._restored()
+        if self._local.give_back(user_id, connection_id):
+            # (while Redis is away the entry is left there: it expires within the ttl)
+            await self._link.ask(lambda: self._client.zrem(self._key + user_id, connection_id))
 
     async def close(self) -> None:
         """Stop refreshing and disconnect; the slots still held in Redis expire within the ttl."""
@@ -179,35 +157,13 @@ class RedisQuota:
                 self._refresher.cancel()
                 await asyncio.wait({self._refresher}, timeout=0.1)
             self._refresher = None
-        await self._client.aclose(close_connection_pool=True)
+        await self._link.close()
 
     async def _admit(self, user_id: str, connection_id: str) -> bool | None:
         """Whether Redis admits the connection; None when Redis cannot be reached."""
-        if not self._reachable():
-            return None
-        try:
-            args: list[str | int] = [connection_id, self.max_per_user, self._ttl_ms]
-            result = await self._acquire(keys=[self._key + user_id], args=args)
-        except _REDIS_ERRORS as exc:
-            self._failed(exc)
-            return None
-        self._restored()
-        return bool(result)
-
-    def _reachable(self) -> bool:
-        return asyncio.get_running_loop().time() >= self._retry_at
-
-    def _failed(self, error: BaseException) -> None:
-        self._retry_at = asyncio.get_running_loop().time() + _RETRY_S
-        if not self._down:
-            self._down = True
-            log.warning("Redis is unreachable (%s): the connection limit counts this process only", error)
-
-    def _restored(self) -> None:
-        self._retry_at = 0.0
-        if self._down:
-            self._down = False
-            log.warning("Redis is back: the connection limit counts every process again")
+        args: list[str | int] = [connection_id, self.max_per_user, self._ttl_ms]
+        result = await self._link.ask(script_call(self._acquire, [self._key + user_id], args))
+        return None if result is None else bool(result)
 
     def _start_refreshing(self) -> None:
         if self._refresher is None or self._refresher.done():
@@ -231,10 +187,10 @@ class RedisQuota:
                 for user_id, ids in held.items():
                     await self._refresh(keys=[self._key + user_id], args=[self._ttl_ms, *ids], client=pipe)
                 await pipe.execute()
-        except _REDIS_ERRORS as exc:
-            self._failed(exc)
+        except REDIS_ERRORS as exc:
+            self._link.failed(exc)
         else:
-            self._restored()
+            self._link.restored()
 
 
 # ---- runs a minute per user ------------------------------------------------------------------------
@@ -316,41 +272,17 @@ class RedisRunRate:
         self.per_minute = per_minute
         self._rate_per_ms = per_minute / 60_000
         self._key = f"{prefix}:runrate:"
-        self._client = Redis(
-            connection_pool=BlockingConnectionPool.from_url(
-                redis_url,
-                max_connections=16,
-                timeout=timeout_s,
-                socket_timeout=timeout_s,
-                socket_connect_timeout=timeout_s,
-                retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
-            )
-        )
-        self._take = self._client.register_script(_TAKE_RUN)
+        self._link = RedisLink(redis_url, "runs a minute are", timeout_s=timeout_s)
+        self._take = self._link.client.register_script(_TAKE_RUN)
         self._local = LocalRunRate(per_minute)
-        self._retry_at = 0.0
-        self._down = False
 
     async def admit(self, user_id: str) -> None:
-        loop = asyncio.get_running_loop()
-        if loop.time() >= self._retry_at:
-            try:
-                args: list[float] = [self.per_minute, self._rate_per_ms]
-                wait_ms = await self._take(keys=[self._key + user_id], args=args)
-            except _REDIS_ERRORS as exc:
-                self._retry_at = loop.time() + _RETRY_S
-                if not self._down:
-                    self._down = True
-                    log.warning("Redis is unreachable (%s): runs a minute are counted in this process", exc)
-            else:
-                self._retry_at = 0.0
-                if self._down:
-                    self._down = False
-                    log.warning("Redis is back: runs a minute are counted across every process again")
-                if wait_ms:
-                    raise RunRateLimited(self.per_minute, int(wait_ms) / 1000)
-                return
-        self._local.take(user_id)
+        args: list[float] = [self.per_minute, self._rate_per_ms]
+        wait_ms = await self._link.ask(script_call(self._take, [self._key + user_id], args))
+        if wait_ms is None:
+            self._local.take(user_id)  # Redis is away: this process's bucket is the limit
+        elif wait_ms:
+            raise RunRateLimited(self.per_minute, int(wait_ms) / 1000)
 
     async def close(self) -> None:
-        await self._client.aclose(close_connection_pool=True)
+        await self._link.close()

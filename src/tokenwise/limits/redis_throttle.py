@@ -1,6 +1,6 @@
 """Sign-in throttling counted in Redis: every process of a cluster spends from the same buckets.
 
-The limits and semantics of services/throttle.py's LocalThrottle, each step one Lua script (atomic, on
+The limits and semantics of limits/throttle.py's LocalThrottle, each step one Lua script (atomic, on
 Redis's clock, so the processes' clocks do not matter). A bucket is a hash {t: tokens, at: ms} that
 expires when it would be full again (an absent key is a full bucket); a lock is a key that expires when
 it ends; a failure streak is a counter forgotten `lock_s` after its last failure, which lets through no
@@ -13,26 +13,15 @@ buckets apply, and that is logged once.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from redis.commands.core import AsyncScript
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
 
 from tokenwise.errors import RateLimited
-from tokenwise.services.throttle import AccountLocked, LocalThrottle, ThrottleLimits
-
-log = logging.getLogger("tokenwise.throttle")
-
-_REDIS_ERRORS = (RedisError, OSError, TimeoutError)
-_RETRY_S = 2.0  # after Redis failed, throttle in this process for this long before asking it again
+from tokenwise.limits.redis_link import RedisLink, script_call
+from tokenwise.limits.throttle import AccountLocked, LocalThrottle, ThrottleLimits
 
 _BUCKETS = """
 local function clock()
@@ -126,23 +115,13 @@ class RedisThrottle:
     ) -> None:
         self.limits = limits
         self._prefix = f"{prefix}:throttle:"
-        self._client = Redis(
-            connection_pool=BlockingConnectionPool.from_url(
-                redis_url,
-                max_connections=16,
-                timeout=timeout_s,
-                socket_timeout=timeout_s,
-                socket_connect_timeout=timeout_s,
-                retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
-            )
-        )
+        self._link = RedisLink(redis_url, "sign-in limits are", timeout_s=timeout_s)
+        self._client = self._link.client
         self._take = self._client.register_script(_TAKE)
         self._begin = self._client.register_script(_BEGIN_LOGIN)
         self._failed_script = self._client.register_script(_LOGIN_FAILED)
         self._give_back = self._client.register_script(_GIVE_BACK)
         self._local = LocalThrottle(limits)  # the limits while Redis is away
-        self._retry_at = 0.0
-        self._down = False
         minute = 60_000.0
         self._account = (limits.login_per_minute_per_account, limits.login_per_minute_per_account / minute)
         self._address = (limits.login_per_minute_per_address, limits.login_per_minute_per_address / minute)
@@ -225,22 +204,8 @@ class RedisThrottle:
         return None
 
     async def close(self) -> None:
-        await self._client.aclose(close_connection_pool=True)
+        await self._link.close()
 
     async def _run(self, script: AsyncScript, keys: list[str], args: list[Any]) -> Any:
         """The script's answer; None when Redis cannot be reached (the caller falls back to this process)."""
-        if asyncio.get_running_loop().time() < self._retry_at:
-            return None
-        try:
-            answer = await script(keys=keys, args=args)
-        except _REDIS_ERRORS as exc:
-            self._retry_at = asyncio.get_running_loop().time() + _RETRY_S
-            if not self._down:
-                self._down = True
-                log.warning("Redis is unreachable (%s): sign-in limits count this process only", exc)
-            return None
-        self._retry_at = 0.0
-        if self._down:
-            self._down = False
-            log.warning("Redis is back: sign-in limits count every process again")
-        return answer
+        return await self._link.ask(script_call(script, keys, args))

@@ -1,7 +1,7 @@
 """Sign-in throttling: token buckets per account and per client address, and a lock after failures.
 
 `Throttle` is the interface; `LocalThrottle` counts in this process (the default), and
-services/redis_throttle.py counts in Redis so that every process of a cluster spends from the same
+limits/redis_throttle.py counts in Redis so that every process of a cluster spends from the same
 buckets (docs/operations.md#limits-and-quotas). A login takes a token from its account's bucket before
 the password is checked and gives it back when it succeeds; its address's bucket is only looked at
 then, and a failure spends from it afterwards (into debt, so a burst of concurrent failures is paid
