@@ -28,6 +28,7 @@ async def test_a_client_that_stops_reading_is_closed_and_can_resume(
         messages_per_second=200,
         message_burst=400,
         max_active_runs_per_user=1000,
+        runs_per_minute_per_user=100_000,  # the runs follow one another until the slow reader is closed
     )
     account = await signup(server.url)
     count = server.services.connections.count
