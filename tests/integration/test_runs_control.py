@@ -54,7 +54,11 @@ def _assert_ended_properly(events: list[dict[str, Any]], run: dict[str, Any]) ->
     return str(run["status"])
 
 
-async def test_stopped_runs_always_end_with_a_final_event_and_keep_the_contract(server: LiveServer) -> None:
+async def test_stopped_runs_always_end_with_a_final_event_and_keep_the_contract(
+    start_server: Callable[..., LiveServer],
+) -> None:
+    # each step takes a moment, as a real run's do: a stop sent behind the ack lands mid-run
+    server = start_server(test_step_delay_ms=20)
     account = await signup(server.url)
     ws, _ = await open_ws(server.ws_url, account.access_token)
     delivered: dict[str, list[dict[str, Any]]] = {}
