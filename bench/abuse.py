@@ -51,7 +51,7 @@ from rich.table import Table
 
 from tokenwise.client.api import Client
 from tokenwise.client.connection import Connection
-from tokenwise.client.harness import ProcessProbe, machine
+from tokenwise.client.harness import ProcessProbe, machine, wait_healthy
 from tokenwise.client.load import percentile
 
 MiB = 1024 * 1024
@@ -107,16 +107,8 @@ class Server:
             shutil.rmtree(self.data_dir, ignore_errors=True)
 
     def _wait_healthy(self) -> None:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            assert self.process is not None
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the server exited:\n{self.log.read_text()[-2000:]}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
-                    return
-            time.sleep(0.1)
-        raise RuntimeError(f"the server did not become healthy:\n{self.log.read_text()[-2000:]}")
+        assert self.process is not None
+        wait_healthy(self.url, self.process, self.log)
 
     @property
     def probe(self) -> ProcessProbe:

@@ -89,7 +89,7 @@ def local_server() -> Iterator[tuple[str, int]]:
             )
         url = f"http://127.0.0.1:{port}"
         try:
-            _wait_healthy(url, process, log)
+            wait_healthy(url, process, log)
             yield url, process.pid
         finally:
             process.send_signal(signal.SIGTERM)
@@ -102,7 +102,8 @@ def local_server() -> Iterator[tuple[str, int]]:
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
-def _wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+def wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    """Until the server answers /health; ServerFailed if it exits or takes over 30 s."""
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if process.poll() is not None:

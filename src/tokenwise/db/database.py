@@ -27,6 +27,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from tokenwise.db.checkpoint import KEEP_WAL_BYTES, Checkpointer
+from tokenwise.db.direct import Direct
 from tokenwise.errors import ServiceUnavailable
 
 log = logging.getLogger(__name__)
@@ -155,6 +156,7 @@ class Database:
                 connect_args={"timeout": 5},
             )
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self.direct = Direct(self)  # the golden path's plain SQL (db/direct.py)
 
     def _record_file(self, dbapi_connection: Any, _record: Any) -> None:
         """On connect: remember which file the path named (a reconnect keeps the first one's), and hand

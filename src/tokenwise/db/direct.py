@@ -25,16 +25,18 @@ import sqlite3
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
 from datetime import datetime
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from sqlalchemy import select, text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tokenwise.db.database import Database
 from tokenwise.db.tables import Base, UTCDateTime
 from tokenwise.errors import ServiceUnavailable
+
+if TYPE_CHECKING:
+    from tokenwise.db.database import Database
 
 Params = Mapping[str, Any]
 M = TypeVar("M", bound=Base)
@@ -117,7 +119,8 @@ class _SessionTransaction:
 
 
 class Direct:
-    """Opens the golden path's transactions on `db` (see the module's docstring)."""
+    """Opens the golden path's transactions on `db` (see the module's docstring); one per Database,
+    as `db.direct`."""
 
     def __init__(self, db: Database) -> None:
         self._db = db

@@ -22,7 +22,7 @@ from sqlalchemy import select
 
 from tokenwise.bus.base import EventBus
 from tokenwise.db.database import Database
-from tokenwise.db.direct import Direct, Transaction, expand
+from tokenwise.db.direct import Transaction, expand
 from tokenwise.db.tables import RunEventRow
 from tokenwise.errors import ServiceUnavailable
 from tokenwise.session.events import RunEvent
@@ -67,7 +67,7 @@ def _urgent(item: _Item) -> bool:
 class EventLog:
     def __init__(self, db: Database, bus: EventBus) -> None:
         self._db, self._bus = db, bus
-        self._direct = Direct(db)
+        self._direct = db.direct
         self._queue: asyncio.Queue[_Item] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
         self._lingering: asyncio.Future[None] | None = None  # the writer's moment for more events

@@ -16,7 +16,6 @@ from tokenwise.agents.base import RunContext, RunOutcome, ThreadContext, UsageSo
 from tokenwise.bus.base import EventBus
 from tokenwise.config import Recovery
 from tokenwise.db.database import Database
-from tokenwise.db.direct import Direct
 from tokenwise.errors import ServiceUnavailable
 from tokenwise.faults import FaultPoint, die_at
 from tokenwise.runs.event_log import EventLog
@@ -48,7 +47,7 @@ class Executor:
         fault: FaultPoint | None = None,
     ) -> None:
         self._db, self._log, self._queue, self._bus = db, event_log, queue, bus
-        self._direct = Direct(db)
+        self._direct = db.direct
         self._pipeline, self._usage_for, self._thread_for = pipeline, usage_for, thread_for
         self.recovery, self._on_finished, self._on_published = recovery, on_finished, on_published
         self._fault = fault  # TEST ONLY (faults.py)

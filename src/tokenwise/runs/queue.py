@@ -20,7 +20,7 @@ from sqlalchemy import and_, case, delete, func, or_, select, tuple_, update
 from sqlalchemy.orm import aliased
 
 from tokenwise.db.database import Database
-from tokenwise.db.direct import INSERT_MESSAGE, Direct, Transaction, expand
+from tokenwise.db.direct import INSERT_MESSAGE, Transaction, expand
 from tokenwise.db.tables import RefreshTokenRow, RunRow, WsTicketRow, utcnow
 
 ACTIVE = ("queued", "running")
@@ -130,7 +130,7 @@ class RunQueue:
 
     def __init__(self, db: Database, *, lease_s: float) -> None:
         self._db, self._lease = db, timedelta(seconds=lease_s)
-        self._direct = Direct(db)
+        self._direct = db.direct
 
     async def _exists(self, sql: str, params: Mapping[str, Any]) -> bool:
         async with self._direct.transaction() as tx:

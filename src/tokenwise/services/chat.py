@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tokenwise.db.database import Database
-from tokenwise.db.direct import INSERT_MESSAGE, Direct, Transaction
+from tokenwise.db.direct import INSERT_MESSAGE, Transaction
 from tokenwise.db.tables import MessageRow, RunRow, ThreadRow, utcnow
 from tokenwise.errors import NotFound, TooManyRuns
 from tokenwise.runs.queue import ACTIVE, Lease
@@ -95,7 +95,7 @@ class ThreadTurns:
 class Chat:
     def __init__(self, db: Database, *, max_active_runs: int = 5) -> None:
         self._db, self._max_active = db, max_active_runs
-        self._direct = Direct(db)
+        self._direct = db.direct
 
     async def _owned_thread(self, session: AsyncSession, user_id: str, thread_id: str) -> ThreadRow:
         row = await session.get(ThreadRow, thread_id)

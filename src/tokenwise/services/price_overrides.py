@@ -19,7 +19,6 @@ from typing import Any
 from sqlalchemy import select
 
 from tokenwise.db.database import Database
-from tokenwise.db.direct import Direct
 from tokenwise.db.tables import PriceOverrideRow, utcnow
 from tokenwise.errors import InvalidInput, NotFound
 from tokenwise.usage.prices import PriceList, merge
@@ -39,7 +38,7 @@ class PriceOverrides:
 
     def __init__(self, db: Database, base: PriceList) -> None:
         self.db, self.base = db, base
-        self._direct = Direct(db)
+        self._direct = db.direct
         self._books: OrderedDict[str, tuple[Fingerprint, PriceList]] = OrderedDict()
 
     async def overrides(self, user_id: str) -> dict[str, dict[str, Any]]:

@@ -40,7 +40,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tokenwise.analysis.sql import Engine
 from tokenwise.db.database import Database
-from tokenwise.db.direct import Direct
 from tokenwise.db.tables import DatasetRow
 from tokenwise.errors import Conflict, InvalidInput, NotFound, TooLarge
 from tokenwise.usage import bounds as bounds_mod
@@ -111,7 +110,7 @@ class Datasets:
         quota: ImportQuota | None = None,
     ) -> None:
         self.db = db
-        self._direct = Direct(db)
+        self._direct = db.direct
         self.bounds = bounds or Bounds()  # decompressed bytes and rows of one file (rows: of one dataset)
         # Imports are CPU-bound DuckDB work in threads: a few at a time, shared fairly between users.
         self.slots = slots or FairSlots(total=2, per_user=1)
