@@ -140,6 +140,24 @@ async def test_one_publishers_events_arrive_in_order(make_bus: MakeBus) -> None:
     assert [e.body for e in received] == [e.body for e in published]
 
 
+async def test_a_batch_arrives_in_order_and_each_user_gets_only_its_own(make_bus: MakeBus) -> None:
+    bus = await make_bus()
+    alice, bob, carol = await bus.subscribe("alice"), await bus.subscribe("bob"), await bus.subscribe("carol")
+    # interleaved users and runs, as a stored batch of the event log holds them
+    batch = [
+        _event(user, seq, run_id=f"{user}-{seq % 2}") for seq in range(1, 41) for user in ("alice", "bob")
+    ]
+    await bus.publish_many(batch)
+    await bus.publish_many([])
+    last = _event("alice", 41)
+    await bus.publish(last)  # a single publish after a batch keeps its place
+    want_alice = [e.body for e in batch if e.user_id == "alice"] + [last.body]
+    assert [e.body for e in await _take(alice, 41)] == want_alice
+    assert [e.body for e in await _take(bob, 40)] == [e.body for e in batch if e.user_id == "bob"]
+    await _silent(carol)
+    await _silent(bob)
+
+
 async def test_an_event_published_after_subscribe_returns_is_delivered(make_bus: MakeBus) -> None:
     bus = await make_bus()
     for attempt in range(25):  # each a fresh user: a channel Redis has never seen
@@ -221,6 +239,25 @@ async def test_two_processes_deliver_to_each_other(redis_buses: Callable[[], Awa
     await one.signal("wake", "queued")
     assert await _heard(listener) == "queued"
     await _silent(bob_on_two)
+
+
+@pytest.mark.redis
+async def test_a_batch_crosses_processes_whole_and_in_order(
+    redis_buses: Callable[[], Awaitable[RedisBus]],
+) -> None:
+    one, two = await redis_buses(), await redis_buses()
+    here, there, bob_there = (
+        await one.subscribe("alice"),
+        await two.subscribe("alice"),
+        await two.subscribe("bob"),
+    )
+    batch = [_event("alice", seq) for seq in range(1, 301)] + [_event("bob", 1, run_id="bob-run")]
+    await one.publish_many(batch)
+    alice_bodies = [e.body for e in batch[:-1]]
+    assert [e.body for e in await _take(here, 300)] == alice_bodies
+    assert [e.body for e in await _take(there, 300)] == alice_bodies
+    assert (await _next(bob_there)).run_id == "bob-run"
+    await _silent(there)
 
 
 @pytest.mark.redis
@@ -347,11 +384,13 @@ async def test_redis_down_is_never_silent_and_delivery_resumes(
 
 
 @pytest.mark.redis
+@pytest.mark.parametrize("batched", [False, True], ids=["one_by_one", "in_batches"])
 async def test_no_event_is_lost_silently_across_an_outage(
-    redis_buses: Callable[[], Awaitable[RedisBus]], redis_up: RedisServer
+    redis_buses: Callable[[], Awaitable[RedisBus]], redis_up: RedisServer, batched: bool
 ) -> None:
-    """A publisher stores then publishes every 20 ms through a Redis kill and restart; a reader that
-    reads storage on every Overflowed has seen every stored event, each within a few seconds."""
+    """A publisher stores then publishes every 20 ms (one event, or a batch of three with `publish_many`)
+    through a Redis kill and restart; a reader that reads storage on every Overflowed has seen every
+    stored event, each within a few seconds."""
     publisher, subscriber = await redis_buses(), await redis_buses()
     subscription = await subscriber.subscribe("u")
     storage: list[tuple[float, int]] = []  # (stored at, seq): the ground truth
@@ -360,9 +399,12 @@ async def test_no_event_is_lost_silently_across_an_outage(
     async def publish(until: asyncio.Event) -> None:
         seq = 0
         while not until.is_set():
-            seq += 1
-            storage.append((time.monotonic(), seq))
-            await publisher.publish(_event("u", seq))
+            batch = []
+            for _ in range(3 if batched else 1):
+                seq += 1
+                storage.append((time.monotonic(), seq))
+                batch.append(_event("u", seq))
+            await (publisher.publish_many(batch) if batched else publisher.publish(batch[0]))
             await asyncio.sleep(0.02)
 
     async def read() -> None:

@@ -17,7 +17,7 @@ The contract, which every implementation is tested against (tests/integration/te
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Protocol
 
 from tokenwise.session.events import RunEvent
@@ -66,6 +66,10 @@ class EventBus(Protocol):
     async def publish(self, event: RunEvent) -> None:
         """Deliver to the user's subscriptions in every process. Never raises for a bus outage: the
         event is stored, and the subscriptions that miss it are told (Overflowed)."""
+        ...
+
+    async def publish_many(self, events: Sequence[RunEvent]) -> None:
+        """`publish` each event, in order, in one go (a stored batch: one round trip, not one per event)."""
         ...
 
     async def subscribe(self, user_id: str) -> Subscription: ...

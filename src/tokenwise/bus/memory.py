@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict, deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Protocol
 
 from tokenwise.bus.base import Overflowed
@@ -126,6 +126,11 @@ class MemoryBus:
     async def publish(self, event: RunEvent) -> None:
         for subscription in tuple(self._subscribers.get(event.user_id, ())):
             subscription.put(event)
+
+    async def publish_many(self, events: Sequence[RunEvent]) -> None:
+        for event in events:
+            for subscription in tuple(self._subscribers.get(event.user_id, ())):
+                subscription.put(event)
 
     async def subscribe(self, user_id: str) -> MemorySubscription:
         subscription = MemorySubscription(self, user_id, self._queue_size)

@@ -2,8 +2,9 @@
 
 Each process holds one pub/sub connection, read by one task. A user's channel (`<prefix>:events:<user_id>`)
 is subscribed while at least one local subscription of that user is open, and its messages (the events'
-JSON bodies) are fanned out to the local `MemorySubscription`s, so an idle connection costs what it costs
-with the in-process bus. Control channels (`<prefix>:control:<name>`) ride on the same connection.
+JSON bodies, one per line: a stored batch publishes one message per user) are fanned out to the local
+`MemorySubscription`s, so an idle connection costs what it costs with the in-process bus. Control channels
+(`<prefix>:control:<name>`) ride on the same connection.
 
 Redis pub/sub is at most once, so every way an event can be missed becomes `Overflowed`:
 
@@ -21,7 +22,7 @@ import contextlib
 import logging
 import math
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.connection import AbstractConnection
@@ -134,6 +135,23 @@ class RedisBus:
             subscription.put(event)
         self._owe(event.user_id)
 
+    async def publish_many(self, events: Sequence[RunEvent]) -> None:
+        """One PUBLISH per user (the bodies of its events, in order, one per line), all in one pipeline:
+        a stored batch costs one round trip, and the other processes read one message per user."""
+        if self._closed or not events:
+            return
+        bodies: dict[str, list[str]] = {}
+        for event in events:
+            bodies.setdefault(event.user_id, []).append(event.body)
+        messages = [(self._events + user_id, "\n".join(lines)) for user_id, lines in bodies.items()]
+        if await self._send_all(messages):
+            return
+        for event in events:
+            for subscription in tuple(self._subscribers.get(event.user_id, ())):
+                subscription.put(event)
+        for user_id in bodies:
+            self._owe(user_id)
+
     async def subscribe(self, user_id: str) -> MemorySubscription:
         subscription = MemorySubscription(self, user_id, self._queue_size)
         self._subscribers.setdefault(user_id, set()).add(subscription)
@@ -201,6 +219,22 @@ class RedisBus:
             return False
         try:
             await self._client.publish(channel, message)
+        except REDIS_ERRORS as exc:
+            self._pause(exc)
+            return False
+        return True
+
+    async def _send_all(self, messages: Sequence[tuple[str, str]]) -> bool:
+        """PUBLISH each (channel, message) in one pipeline; False when they did not (all) go out."""
+        if len(messages) == 1:
+            return await self._send(*messages[0])
+        if not self._live or asyncio.get_running_loop().time() < self._paused_until:
+            return False
+        try:
+            async with self._client.pipeline(transaction=False) as pipe:
+                for channel, message in messages:
+                    pipe.publish(channel, message)
+                await pipe.execute()
         except REDIS_ERRORS as exc:
             self._pause(exc)
             return False
@@ -452,16 +486,21 @@ class RedisBus:
             subscribers = tuple(self._subscribers.get(user_id, ()))
             if not subscribers:
                 return
-            try:
+            if not data:
                 # An empty message is a resync: a publisher could not publish some of this user's events.
-                event = RunEvent.from_body(user_id, data.decode()) if data else None
-            except (ValueError, KeyError, TypeError) as exc:
-                log.warning("dropped an unreadable message on %s: %s", channel, exc)
-                event = None
-            for subscription in subscribers:
-                if event is None:
+                for subscription in subscribers:
                     subscription.overflow()
-                else:
+                return
+            for body in data.decode().split("\n"):  # one event's JSON per line (publish_many)
+                try:
+                    event = RunEvent.from_body(user_id, body)
+                except (ValueError, KeyError, TypeError) as exc:
+                    # Stored all the same: the subscriptions read it back from storage.
+                    log.warning("dropped an unreadable message on %s: %s", channel, exc)
+                    for subscription in subscribers:
+                        subscription.overflow()
+                    continue
+                for subscription in subscribers:
                     subscription.put(event)
         elif channel.startswith(self._control):
             for listener in tuple(self._listeners.get(channel[len(self._control) :], ())):

@@ -27,7 +27,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from tokenwise.db.checkpoint import KEEP_WAL_BYTES, Checkpointer
-from tokenwise.db.direct import Direct
+from tokenwise.db.direct import REFUSING_SQLSTATES, Direct
 from tokenwise.errors import ServiceUnavailable
 
 log = logging.getLogger(__name__)
@@ -45,17 +45,12 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-# SQLSTATEs of a server that is there but will not serve: connection failures (class 08), shutting down
-# or starting up (57P01-57P03), too many connections (53300), connections not allowed (55000).
-_REFUSING = ("08", "57P01", "57P02", "57P03", "53300", "55000")
-
-
 def _refused(exc: DBAPIError) -> bool:
     """A driver error that means the database refuses to serve right now, not a bad statement."""
     cause: BaseException | None = exc.orig
     while cause is not None:
         state = getattr(cause, "sqlstate", None) or getattr(cause, "pgcode", None)
-        if isinstance(state, str) and state.startswith(_REFUSING):
+        if isinstance(state, str) and state.startswith(REFUSING_SQLSTATES):
             return True
         cause = cause.__cause__
     return False

@@ -170,9 +170,7 @@ class EventLog:
                     groups[(item.event.run_id, item.writer.epoch)].append(item)
             checkpoints = [item for item in batch if isinstance(item, _Checkpoint)]
             stored = await self._store_batch(dict(groups), checkpoints)
-            for key in stored:
-                for append in groups[key]:
-                    await self._bus.publish(append.event)
+            await self._bus.publish_many([append.event for key in stored for append in groups[key]])
             for item in batch:
                 if isinstance(item, asyncio.Future) and not item.done():
                     item.set_result(None)

@@ -10,14 +10,14 @@ serialises writers, and the same statements hold there.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, delete, func, or_, select, tuple_, update
-from sqlalchemy.orm import aliased
+from sqlalchemy import delete, or_, select, tuple_, update
 
 from tokenwise.db.database import Database
 from tokenwise.db.direct import INSERT_MESSAGE, Transaction, expand
@@ -42,6 +42,23 @@ _END_RUN = (
     "UPDATE runs SET status = :status, finished_at = :now, last_seq = :last_seq, error_code = :error_code,"
     " report = :report, report_markdown = :markdown, final_published = FALSE, lease_expires_at = :until"
     " WHERE id = :id AND epoch = :epoch AND status = 'running'"
+)
+_CLAIM = (
+    "WITH picked AS {materialized}("
+    " SELECT pick.id FROM runs AS pick JOIN ("
+    "  SELECT id, user_id, status, created_at,"
+    "   row_number() OVER (PARTITION BY user_id"
+    "    ORDER BY CASE WHEN status = 'running' THEN 0 ELSE 1 END, created_at, id) AS turn,"
+    "   row_number() OVER (PARTITION BY user_id, status ORDER BY created_at, id) AS place"
+    "  FROM runs WHERE status IN ('queued', 'running')"
+    " ) AS ranked ON ranked.id = pick.id"
+    " WHERE pick.status = 'queued' AND ranked.status = 'queued'{allowed}"
+    " ORDER BY ranked.turn, ranked.created_at, ranked.id LIMIT :limit{lock})"
+    " UPDATE runs SET lease_owner = :owner, lease_expires_at = :until, epoch = epoch + 1,"
+    " attempts = attempts + 1, status = 'running'"
+    " WHERE id IN (SELECT id FROM picked) AND status = 'queued'"
+    " RETURNING id, user_id, thread_id, question, opens_thread, epoch, attempts, checkpoint,"
+    " cancel_requested_at, stop_after"
 )
 _CLAIMED = (
     RunRow.id,
@@ -77,6 +94,25 @@ class RunJob:
     cancel_requested: bool = False  # a stop arrived before the claim
     handed_back: bool = False  # released by a draining worker: it goes on, whatever the recovery setting
     stop_after: str | None = None  # the last agent to run (POST /api/agents/{agent}); None: all of them
+
+    @classmethod
+    def from_values(cls, values: Sequence[Any]) -> RunJob:
+        """A queued run just claimed, from the plain SQL's row (`_CLAIM`'s RETURNING): the JSON
+        checkpoint comes back as its text there."""
+        run_id, user_id, thread_id, question, opens_thread, epoch, attempts, checkpoint, cancel, stop = values
+        return cls(
+            run_id=run_id,
+            user_id=user_id,
+            thread_id=thread_id,
+            question=question or "",
+            opens_thread=bool(opens_thread),
+            epoch=epoch,
+            attempts=attempts,
+            checkpoint=json.loads(checkpoint) if isinstance(checkpoint, str) else checkpoint,
+            takeover=False,
+            cancel_requested=cancel is not None,
+            stop_after=stop,
+        )
 
     @classmethod
     def from_row(cls, row: Any, *, takeover: bool, handed_back: bool = False) -> RunJob:
@@ -168,61 +204,43 @@ class RunQueue:
         query = select(RunRow.id).where(*where).order_by(RunRow.created_at).limit(limit)
         return RunRow.id.in_(query.with_for_update(skip_locked=True).scalar_subquery())
 
-    @staticmethod
-    def _fair(limit: int, per_user: int | None, busy: Mapping[str, int]) -> Any:
-        """The ids of `limit` queued rows no other claim has locked, fairly: by each run's turn in its
+    def _fair(
+        self, owner: str, limit: int, per_user: int | None, busy: Mapping[str, int], *, postgres: bool
+    ) -> tuple[str, dict[str, Any]]:
+        """The claim of `limit` queued rows no other claim has locked, fairly: by each run's turn in its
         own user's runs first (the user's runs under way count first, then its queued ones by age), then by
         age, so one user's backlog - or its runs under way - do not hold back another user's first run.
         With `per_user`, a user gets at most `per_user` minus its `busy` runs (the claimer's own count).
 
-        PostgreSQL refuses FOR UPDATE beside a window function: the positions are ranked in a derived
-        table, and only the outer `runs` rows are locked (SKIP LOCKED after the ordering, so concurrent
-        claims take the next rows rather than none). The pick is a MATERIALIZED common table expression:
-        as a plain subquery of the UPDATE, PostgreSQL may run it again per row, and each run skips the
-        rows the statement has updated already and picks more - past `limit`."""
-        source = aliased(RunRow, name="ranked_source")
-        under_way = case((source.status == "running", 0), else_=1)
-        ranked = (
-            select(
-                source.id.label("id"),
-                source.user_id.label("user_id"),
-                source.status.label("status"),
-                source.created_at.label("created_at"),
-                func.row_number()
-                .over(partition_by=source.user_id, order_by=(under_way, source.created_at, source.id))
-                .label("turn"),
-                func.row_number()  # among the user's queued runs
-                .over(partition_by=(source.user_id, source.status), order_by=(source.created_at, source.id))
-                .label("place"),
-            )
-            .where(source.status.in_(ACTIVE))
-            .subquery("ranked")
-        )
-        pick = aliased(RunRow, name="pick")
-        where: list[Any] = [pick.status == "queued", ranked.c.status == "queued"]
+        Plain SQL: built through the ORM, this statement cost a worker about 20 ms of CPU per claim, the
+        largest part of a cluster run's way to its first event (docs/performance.md). PostgreSQL refuses
+        FOR UPDATE beside a window function: the positions are ranked in a derived table, and only the
+        `pick` rows are locked (SKIP LOCKED after the ordering, so concurrent claims take the next rows
+        rather than none). The pick is a MATERIALIZED common table expression: as a plain subquery of the
+        UPDATE, PostgreSQL may run it again per row, and each run skips the rows the statement has updated
+        already and picks more - past `limit`. SQLite serialises writers and has no row locks."""
+        params: dict[str, Any] = {"owner": owner, "until": self._until(utcnow()), "limit": limit}
+        allowed = ""
         if per_user is not None:
             room = {user: per_user - running for user, running in busy.items() if running > 0}
-            others = ranked.c.place <= per_user
+            params["per_user"] = per_user
+            others = "ranked.place <= :per_user"
             if room:
-                others = and_(ranked.c.user_id.not_in(list(room)), others)
-            allowed = [others]
-            allowed += [
-                and_(ranked.c.user_id == user, ranked.c.place <= left)
-                for user, left in room.items()
-                if left > 0
-            ]
-            where.append(or_(*allowed))
-        query = (
-            select(pick.id)
-            .join(ranked, ranked.c.id == pick.id)
-            .where(*where)
-            .order_by(ranked.c.turn, ranked.c.created_at, ranked.c.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True, of=pick)
-            .cte("picked")
-            .prefix_with("MATERIALIZED", dialect="postgresql")
+                names, users = expand("busy", list(room))
+                others += f" AND ranked.user_id NOT IN ({names})"
+                params |= users
+            clauses = [f"({others})"]
+            for i, left in enumerate(room.values()):
+                if left > 0:
+                    clauses.append(f"(ranked.user_id = :busy{i} AND ranked.place <= :left{i})")
+                    params[f"left{i}"] = left
+            allowed = f" AND ({' OR '.join(clauses)})"
+        sql = _CLAIM.format(
+            materialized="MATERIALIZED " if postgres else "",
+            allowed=allowed,
+            lock=" FOR UPDATE OF pick SKIP LOCKED" if postgres else "",
         )
-        return RunRow.id.in_(select(query.c.id))
+        return sql, params
 
     async def claim(
         self, owner: str, limit: int, *, per_user: int | None = None, busy: Mapping[str, int] | None = None
@@ -231,9 +249,10 @@ class RunQueue:
         `per_user` caps a user's runs at this claimer counting the ones it `busy` executes already."""
         if limit <= 0 or not await self.has_queued():
             return []
-        queued = RunRow.status == "queued"
-        rows = await self._take(owner, self._fair(limit, per_user, busy or {}), queued, start=True)
-        return [RunJob.from_row(row, takeover=False) for row in rows]
+        sql, params = self._fair(owner, limit, per_user, busy or {}, postgres=not self._db.is_sqlite)
+        async with self._direct.transaction() as tx:
+            rows = await tx.fetch(sql, params)
+        return [RunJob.from_values(row) for row in rows]
 
     async def requeue(self, owner: str, run_id: str, epoch: int) -> bool:
         """Put a run stored leased to `owner` that it has not started back in the queue (its user executes

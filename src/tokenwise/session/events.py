@@ -82,7 +82,7 @@ class RunEvent:
     @classmethod
     def from_body(cls, user_id: str, body: str) -> RunEvent:
         """Rebuild an event from its stored JSON."""
-        envelope = json.loads(body)
+        envelope = orjson.loads(body)
         final = _is_final(envelope["agent_name"], envelope["type"], envelope.get("data") or {})
         return cls(user_id, envelope["run_id"], envelope["seq"], envelope["type"], final, body)
 
