@@ -33,7 +33,6 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import asyncpg
-from sqlalchemy import select, text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
@@ -160,8 +159,9 @@ class Direct:
     async def rows(self, model: type[M], where: str, params: Params, order_by: str = "") -> list[M]:
         """Instances of `model` (detached, as a closed session would leave them) for `WHERE where`.
 
-        On SQLite the columns' own result processors turn the stored text back into values, exactly as
-        the ORM reads them; on PostgreSQL this is an ORM query.
+        The columns' own result processors (the engine's dialect's) turn what the driver returns into
+        values, exactly as the ORM reads them: on SQLite the stored text, on PostgreSQL asyncpg's values
+        (a JSON column's text, through the codec SQLAlchemy's dialect sets on each connection).
         """
         reader = self._readers.get(model)
         if reader is None:
@@ -170,9 +170,6 @@ class Direct:
         sql = f"SELECT {reader.columns} FROM {reader.table} WHERE {where}"  # noqa: S608
         if order_by:
             sql += f" ORDER BY {order_by}"
-        if not self._db.is_sqlite:
-            async with self._db.session() as session:
-                return list((await session.scalars(select(model).from_statement(text(sql)), params)).all())
         async with self.transaction() as tx:
             found = await tx.fetch(sql, params)
         return [reader.build(row) for row in found]
