@@ -26,6 +26,10 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 
 T = TypeVar("T")
 log = logging.getLogger("tokenwise.websocket")
+# The websockets library's own per-connection lines ("connection open", "connection closed") go here,
+# not to uvicorn.error: they repeat uvicorn's access line for each socket (two log records per connect,
+# about a tenth of a connect storm's CPU); make_server keeps this logger at WARNING.
+PROTOCOL_LOGGER = "tokenwise.websocket.protocol"
 CLOSE_INVALID_DATA = 1007
 
 
@@ -103,6 +107,8 @@ class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.conn.logger = logging.getLogger(PROTOCOL_LOGGER)
+        self.conn.debug = self.conn.logger.isEnabledFor(logging.DEBUG)
         self.queue = Mailbox()  # type: ignore[assignment]
         self.writable = Flag()  # type: ignore[assignment]
         self.writable.set()
