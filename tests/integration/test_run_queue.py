@@ -16,7 +16,7 @@ from tokenwise.db.migrate import upgrade
 from tokenwise.db.tables import RunEventRow, RunRow, UserRow, utcnow
 from tokenwise.errors import TooManyRuns
 from tokenwise.runs.event_log import EventLog
-from tokenwise.runs.queue import RunQueue
+from tokenwise.runs.queue import Outcome, RunQueue
 from tokenwise.runs.recorder import RunRecorder
 from tokenwise.services.chat import Chat
 
@@ -154,3 +154,32 @@ async def test_a_requeued_run_is_claimed_again_with_the_next_epoch(db: Database)
     (again,) = await queue.claim("c", 1)
     assert (again.run_id, again.epoch, again.attempts) == (run_id, first.epoch + 1, first.attempts)
     assert (await queue.renew("a", {run_id: first.epoch})).lost == {run_id}
+
+
+async def test_only_an_owed_end_waits_in_the_outbox(db: Database) -> None:
+    """A run ended `owed` (the bus crosses processes) is listed as unpublished once its holder's lease
+    runs out, until marked published; one ended without (an in-process bus) never is."""
+    owed_run, unowed_run = await _queued(db, "u1", 2)
+    queue = RunQueue(db, lease_s=30)
+    jobs = {job.run_id: job for job in await queue.claim("w", 2)}
+    outcome = Outcome("completed", 1, None, {"answer": 42}, "done")
+    for run_id, owed in ((owed_run, True), (unowed_run, False)):
+        async with db.direct.transaction() as tx:
+            await queue.finish(
+                tx,
+                run_id=run_id,
+                user_id="u1",
+                thread_id=jobs[run_id].thread_id,
+                epoch=1,
+                outcome=outcome,
+                owed=owed,
+            )
+    assert await queue.unpublished() == []  # the holder's lease still runs: it publishes them itself
+    async with db.session() as session:
+        await session.execute(update(RunRow).values(lease_expires_at=utcnow()))
+    assert await queue.unpublished() == [(owed_run, "u1", 1)]
+    await queue.mark_published([owed_run])
+    assert await queue.unpublished() == []
+    async with db.session() as session:
+        ended = {row.id: row.status for row in await session.scalars(select(RunRow))}
+    assert ended == {owed_run: "completed", unowed_run: "completed"}

@@ -55,6 +55,11 @@ class Signals(Protocol):
 class EventBus(Protocol):
     """Publishes each user's events to every subscription of that user, and to no one else."""
 
+    # Whether a subscription may live in another process. Only then can a committed event that its
+    # publisher died before publishing be owed to a live subscriber (the final events' outbox); with
+    # an in-process bus the subscribers die with the publisher, and resume from storage.
+    crosses_processes: bool
+
     async def start(self) -> None:
         """Connect and start any reader task (from the app's lifespan)."""
         ...

@@ -101,6 +101,8 @@ class MemoryBus:
         self._subscribers: defaultdict[str, set[MemorySubscription]] = defaultdict(set)
         self._listeners: defaultdict[str, set[MemorySignals]] = defaultdict(set)
 
+    crosses_processes = False
+
     async def start(self) -> None:
         return None
 

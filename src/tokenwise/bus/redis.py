@@ -60,6 +60,8 @@ def _chunks(channels: list[str]) -> Iterator[list[str]]:
 class RedisBus:
     """Delivery across processes through Redis pub/sub, one channel per user."""
 
+    crosses_processes = True
+
     def __init__(
         self,
         url: str,

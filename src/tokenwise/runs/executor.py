@@ -2,7 +2,7 @@
 
 The end - final event, outcome and the assistant's message - is one transaction fenced by the lease's
 epoch, so of two holders at most one ends the run. It is published after the commit; if the holder dies
-in between, the sweeper publishes it (the `final_published` outbox).
+in between, the sweeper publishes it (the `final_published` outbox, kept when the bus crosses processes).
 """
 
 from __future__ import annotations
@@ -51,6 +51,11 @@ class Executor:
         self._pipeline, self._usage_for, self._thread_for = pipeline, usage_for, thread_for
         self.recovery, self._on_finished, self._on_published = recovery, on_finished, on_published
         self._fault = fault  # TEST ONLY (faults.py)
+        # The outbox only where a subscriber can outlive this process. Marking finals published is an
+        # UPDATE of the run's row, report included (about 4 KiB of log per run, in one burst every
+        # heartbeat): on SQLite that burst held the one connection up to 50 ms, other runs' first events
+        # waiting behind it.
+        self._owed = bus.crosses_processes
 
     def recorder(self, job: RunJob, on_fenced: Callable[[], None] | None = None) -> RunRecorder:
         results = dict(job.checkpoint or {}) if self.recovery is Recovery.CONTINUE else None
@@ -156,6 +161,7 @@ class Executor:
                         thread_id=job.thread_id,
                         epoch=job.epoch,
                         outcome=ending,
+                        owed=self._owed,
                     )
                     await self._log.store_in(tx, [final])
                 break
@@ -175,4 +181,5 @@ class Executor:
 
     async def publish_final(self, final: RunEvent) -> None:
         await self._bus.publish(final)
-        self._on_published(final.run_id)
+        if self._owed:
+            self._on_published(final.run_id)

@@ -40,7 +40,7 @@ _UNPUBLISHED = (
 )
 _END_RUN = (
     "UPDATE runs SET status = :status, finished_at = :now, last_seq = :last_seq, error_code = :error_code,"
-    " report = :report, report_markdown = :markdown, final_published = FALSE, lease_expires_at = :until"
+    " report = :report, report_markdown = :markdown, final_published = :published, lease_expires_at = :until"
     " WHERE id = :id AND epoch = :epoch AND status = 'running'"
 )
 _CLAIM = (
@@ -332,9 +332,11 @@ class RunQueue:
         thread_id: str,
         epoch: int,
         outcome: Outcome,
+        owed: bool = True,
     ) -> None:
         """Record the run's end inside the caller's transaction (with its final event); Fenced when the
-        caller's epoch is no longer the run's. The final event is then owed to the bus (the outbox)."""
+        caller's epoch is no longer the run's. With `owed`, the final event is then owed to the bus (the
+        outbox) until `mark_published`; without (an in-process bus), it counts as published already."""
         now = utcnow()
         ended = await tx.execute(
             _END_RUN,
@@ -347,6 +349,7 @@ class RunQueue:
                 "error_code": outcome.error_code,
                 "report": outcome.report,
                 "markdown": outcome.markdown,
+                "published": not owed,
                 "until": self._until(now),
             },
         )
