@@ -16,7 +16,9 @@ from tokenwise.session.contract import violations
 
 @pytest.fixture
 async def services(tmp_path: Path) -> AsyncIterator[Services]:
-    settings = Settings(data_dir=tmp_path)
+    # Each step takes a few milliseconds, as a real one does: the run has not ended by the time the stop
+    # comes, even "10 loop turns" after it started (a run on the built-in agents can end within 10).
+    settings = Settings(data_dir=tmp_path, test_step_delay_ms=5)
     upgrade(settings.resolved_database_url)
     built = Services.build(settings)
     await built.start()

@@ -64,3 +64,43 @@ async def test_a_closed_subscription_receives_nothing_more() -> None:
     await subscription.close()
     await bus.publish(_event("u", 1))
     assert subscription.pending() == 0
+
+
+async def test_a_reader_without_a_task_is_called_once_when_something_arrives() -> None:
+    bus = MemoryBus()
+    subscription = await bus.subscribe("u")
+    calls: list[int] = []
+    subscription.when_ready(lambda: calls.append(subscription.pending()))
+    assert calls == []  # nothing there: armed, not called
+    await bus.publish(_event("u", 1))
+    await bus.publish(_event("u", 2))
+    assert calls == [1]  # once, at the first event
+    assert [(await subscription.get()).seq, (await subscription.get()).seq] == [1, 2]
+    assert not subscription.ready()
+
+
+async def test_a_ready_subscription_calls_at_once_and_an_overflow_counts_as_ready() -> None:
+    bus = MemoryBus(queue_size=1)
+    subscription = await bus.subscribe("u")
+    await bus.publish(_event("u", 1))
+    calls: list[str] = []
+    subscription.when_ready(lambda: calls.append("now"))
+    assert calls == ["now"]
+    await subscription.get()
+    subscription.when_ready(lambda: calls.append("overflow"))
+    subscription.overflow()
+    assert calls == ["now", "overflow"]
+    assert subscription.ready()
+    with pytest.raises(Overflowed):
+        await subscription.get()
+
+
+async def test_a_closed_subscription_calls_nobody() -> None:
+    bus = MemoryBus()
+    subscription = await bus.subscribe("u")
+    calls: list[int] = []
+    subscription.when_ready(lambda: calls.append(1))
+    await subscription.close()
+    await bus.publish(_event("u", 1))
+    subscription.overflow()
+    assert calls == []

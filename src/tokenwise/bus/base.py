@@ -17,7 +17,7 @@ The contract, which every implementation is tested against (tests/integration/te
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Protocol
 
 from tokenwise.session.events import RunEvent
@@ -39,6 +39,15 @@ class Subscription(Protocol):
 
     def pending(self) -> int:
         """Events received and not yet taken by `get`."""
+        ...
+
+    def ready(self) -> bool:
+        """Whether `get` would return (or raise Overflowed) without waiting."""
+        ...
+
+    def when_ready(self, callback: Callable[[], None]) -> None:
+        """Call `callback` once, as soon as `ready()` (at once if it is already): a reader that keeps no
+        task waiting in `get` while there is nothing to read."""
         ...
 
     async def close(self) -> None: ...

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict, deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Protocol
 
 from tokenwise.bus.base import Overflowed
@@ -22,7 +22,7 @@ class Hub(Protocol):
 class MemorySubscription:
     """A bounded buffer with one waiter: an idle connection holds a deque and nothing else."""
 
-    __slots__ = ("_bus", "_events", "_maxsize", "_overflowed", "_waiter", "user_id")
+    __slots__ = ("_bus", "_events", "_maxsize", "_on_ready", "_overflowed", "_waiter", "user_id")
 
     def __init__(self, bus: Hub, user_id: str, maxsize: int) -> None:
         self._bus, self.user_id, self._maxsize = bus, user_id, maxsize
@@ -30,6 +30,14 @@ class MemorySubscription:
         self._events: deque[RunEvent] | None = None
         self._overflowed = False
         self._waiter: asyncio.Future[None] | None = None
+        self._on_ready: Callable[[], None] | None = None
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+        elif self._on_ready is not None:
+            callback, self._on_ready = self._on_ready, None
+            callback()
 
     def put(self, event: RunEvent) -> None:
         if self._events is None:
@@ -39,15 +47,22 @@ class MemorySubscription:
             self._overflowed = True
             return
         self._events.append(event)
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
+        self._wake()
 
     def overflow(self) -> None:
         """Events may have been missed (e.g. a Redis outage): `get` raises Overflowed once the buffer is
         drained, waking a waiting reader."""
         self._overflowed = True
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
+        self._wake()
+
+    def ready(self) -> bool:
+        return bool(self._events) or self._overflowed
+
+    def when_ready(self, callback: Callable[[], None]) -> None:
+        if self.ready():
+            callback()
+        else:
+            self._on_ready = callback
 
     async def get(self) -> RunEvent:
         while not self._events:
@@ -68,6 +83,7 @@ class MemorySubscription:
         return len(self._events) if self._events is not None else 0
 
     async def close(self) -> None:
+        self._on_ready = None
         self._bus.unsubscribe(self)
 
 

@@ -41,7 +41,7 @@ def serve(
     listening = f"http://{settings.host}:{settings.port}"
     reached = f" (clients reach it at {settings.public_url})" if settings.public_url else ""
     console.print(f"[bold]Tokenwise[/] ({settings.role.value}) on {listening}{reached}")
-    make_server(fastapi_app, settings, log_level=log_level).run()
+    make_server(fastapi_app, settings, log_level=log_level, freeze_heap=True).run()
 
 
 def _start_up(settings: Settings, *, demo_user: bool) -> FastAPI:

@@ -76,6 +76,22 @@ class Feed:
                 self.tracker.follow(run_id, 0)
             return run_id
 
+    def when_ready(self, callback: Callable[[], None]) -> None:
+        """Call `callback` once there is something to deliver (see `deliver_ready`)."""
+        self._subscription.when_ready(callback)
+
+    async def deliver_ready(self) -> None:
+        """Deliver what has arrived (resyncing after an overflow), then return: with `when_ready`, a pump
+        that exists only while there is something to send, so an idle connection keeps no task for it."""
+        while self._subscription.ready():
+            try:
+                event = await self._subscription.get()
+            except Overflowed:
+                await self._resync()
+                continue
+            async with self._lock:
+                await self._offer(event)
+
     async def pump(self) -> None:
         """Deliver live events until cancelled."""
         while True:

@@ -54,6 +54,7 @@ class ChatConnection:
         self._submitted_at: dict[str, float] = {}
         self._close_code: int | None = None
         self._expiry: asyncio.TimerHandle | None = None
+        self._pumping: asyncio.Task[None] | None = None  # delivering what the feed received, while it does
         self._background: asyncio.Task[None] | None = None  # the closing at expiry, kept from the GC
         self._loop = asyncio.get_running_loop()
         self._bucket = TokenBucket(
@@ -143,6 +144,9 @@ class ChatConnection:
             await self._deny(exc)
         offered = offered_subprotocols(headers.get("sec-websocket-protocol"))
         await self.ws.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in offered else None)
+        # Nothing reads the request's headers after the handshake; an idle socket would keep them (in
+        # the scope and starlette's view of it, one list) for its whole life.
+        self.ws.scope["headers"].clear()
         if credential.method is Method.FIRST_MESSAGE:
             await self._first_message_auth()
 
@@ -204,7 +208,6 @@ class ChatConnection:
             await self.fail(exc)
         services.metrics.connection_opened()
         code = errors.CLOSE_GOING_AWAY
-        pump: asyncio.Task[None] | None = None
         try:
             # Subscribe before the welcome: a message sent the instant it arrives loses no event.
             self._feed = await Feed.open(services.bus, self.user_id, services.event_log, self.send_event)
@@ -226,16 +229,16 @@ class ChatConnection:
                     },
                 }
             )
-            # An idle connection costs one task (the pump) and one timer (expiry): it is what 10,000 of
-            # them are made of. Both close the socket when they fail; the reader then sees the disconnect.
-            pump = asyncio.create_task(self._pump(self._feed))
+            # An idle connection costs this task (the reader) and one timer (expiry): it is what 10,000 of
+            # them are made of. Events are sent by a task that lives only while there are some (_pump).
+            self._feed.when_ready(self._wake_pump)
             self._schedule_expiry()
             code = await self._read_forever()
         except _Closed as closed:
             code = closed.code
         finally:
-            if pump is not None:
-                pump.cancel()
+            if self._pumping is not None:
+                self._pumping.cancel()
             if self._expiry is not None:
                 self._expiry.cancel()
             if self._feed is not None:
@@ -312,10 +315,18 @@ class ChatConnection:
         self.services.metrics.error(error.code)
         await self.send(error.frame())
 
+    def _wake_pump(self) -> None:
+        if self._feed is not None and self._close_code is None:
+            self._pumping = asyncio.create_task(self._pump(self._feed))
+
     async def _pump(self, feed: Feed) -> None:
-        """Deliver live events; a failure closes the connection with its documented code."""
+        """Deliver what the feed has received, then wait for more without a task (`when_ready`); a failure
+        closes the connection with its documented code (the reader then sees the disconnect)."""
         try:
-            await feed.pump()
+            await feed.deliver_ready()
+            # Nothing was awaited since the feed said it had nothing more: no event can slip in between.
+            self._pumping = None
+            feed.when_ready(self._wake_pump)
         except _Closed:
             pass
         except ServiceUnavailable as exc:
