@@ -84,24 +84,22 @@ class Feed:
         """Deliver what has arrived (resyncing after an overflow), then return: with `when_ready`, a pump
         that exists only while there is something to send, so an idle connection keeps no task for it."""
         while self._subscription.ready():
-            try:
-                event = await self._subscription.get()
-            except Overflowed:
-                await self._resync()
-                continue
-            async with self._lock:
-                await self._offer(event)
+            await self._take()
 
     async def pump(self) -> None:
         """Deliver live events until cancelled."""
         while True:
-            try:
-                event = await self._subscription.get()
-            except Overflowed:
-                await self._resync()
-                continue
-            async with self._lock:
-                await self._offer(event)
+            await self._take()
+
+    async def _take(self) -> None:
+        """Deliver the subscription's next event (waiting for one), or resync after an overflow."""
+        try:
+            event = await self._subscription.get()
+        except Overflowed:
+            await self._resync()
+            return
+        async with self._lock:
+            await self._offer(event)
 
     async def _offer(self, event: RunEvent) -> None:
         if not self._follow_new and self.tracker.next_seq(event.run_id) is None:
