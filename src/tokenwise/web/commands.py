@@ -122,7 +122,7 @@ async def diagnostics(conn: ChatConnection, _frame: frames.Diagnostics) -> None:
             "type": "diagnostics",
             "connection_id": conn.id,
             "credential_method": conn.method.value if conn.method is not None else None,
-            "handshake": received(conn.ws),
+            "handshake": received(conn.ws, conn.handshake_headers()),
         }
     )
 

@@ -13,8 +13,9 @@ from tokenwise.web.deps import CurrentClaims
 router = APIRouter(prefix="/api/diagnostics", tags=["diagnostics"])
 
 
-def received(conn: HTTPConnection) -> dict[str, Any]:
-    """The echo of an HTTP request or a WebSocket handshake (`session.echo.describe`)."""
+def received(conn: HTTPConnection, raw_headers: list[tuple[bytes, bytes]] | None = None) -> dict[str, Any]:
+    """The echo of an HTTP request or a WebSocket handshake (`session.echo.describe`); `raw_headers`
+    when the scope no longer holds them (a WebSocket keeps its own copy after the handshake)."""
     scope = conn.scope
     client = f"{conn.client.host}:{conn.client.port}" if conn.client is not None else None
     return echo.describe(
@@ -23,7 +24,10 @@ def received(conn: HTTPConnection) -> dict[str, Any]:
         scheme=str(scope.get("scheme", "")),
         http_version=scope.get("http_version"),
         client=client,
-        headers=[(name.decode("latin-1"), value.decode("latin-1")) for name, value in conn.headers.raw],
+        headers=[
+            (name.decode("latin-1"), value.decode("latin-1"))
+            for name, value in (conn.headers.raw if raw_headers is None else raw_headers)
+        ],
         query=conn.query_params.multi_items(),
     )
 
