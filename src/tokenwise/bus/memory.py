@@ -142,8 +142,7 @@ class MemoryBus:
                 del self._listeners[listener.channel]
 
     async def publish(self, event: RunEvent) -> None:
-        for subscription in tuple(self._subscribers.get(event.user_id, ())):
-            subscription.put(event)
+        await self.publish_many((event,))
 
     async def publish_many(self, events: Sequence[RunEvent]) -> None:
         for event in events:

@@ -128,14 +128,7 @@ class RedisBus:
             raise ServiceUnavailable("the event bus (Redis) does not answer", dependency="bus") from exc
 
     async def publish(self, event: RunEvent) -> None:
-        if self._closed:
-            return
-        if await self._send(self._events + event.user_id, event.body):
-            return
-        # The event is stored: local subscriptions take it from here, the other processes' are told later.
-        for subscription in tuple(self._subscribers.get(event.user_id, ())):
-            subscription.put(event)
-        self._owe(event.user_id)
+        await self.publish_many((event,))
 
     async def publish_many(self, events: Sequence[RunEvent]) -> None:
         """One PUBLISH per user (the bodies of its events, in order, one per line), all in one pipeline:
@@ -148,6 +141,7 @@ class RedisBus:
         messages = [(self._events + user_id, "\n".join(lines)) for user_id, lines in bodies.items()]
         if await self._send_all(messages):
             return
+        # The events are stored: local subscriptions take them from here, the other processes' are told later.
         for event in events:
             for subscription in tuple(self._subscribers.get(event.user_id, ())):
                 subscription.put(event)
@@ -177,7 +171,7 @@ class RedisBus:
     async def signal(self, channel: str, message: str) -> None:
         if self._closed:
             return
-        if not await self._send(self._control + channel, message):
+        if not await self._send_all([(self._control + channel, message)]):
             for listener in tuple(self._listeners.get(channel, ())):
                 listener.put(message)  # best effort: at least this process hears it
 
@@ -215,28 +209,19 @@ class RedisBus:
         await self._client.aclose(close_connection_pool=True)
 
     # ---- publishing ----------------------------------------------------------------------------------
-    async def _send(self, channel: str, message: str) -> bool:
-        """PUBLISH, unless Redis is known to be away; False when the message did not go out."""
-        if not self._live or asyncio.get_running_loop().time() < self._paused_until:
-            return False
-        try:
-            await self._client.publish(channel, message)
-        except REDIS_ERRORS as exc:
-            self._pause(exc)
-            return False
-        return True
-
     async def _send_all(self, messages: Sequence[tuple[str, str]]) -> bool:
-        """PUBLISH each (channel, message) in one pipeline; False when they did not (all) go out."""
-        if len(messages) == 1:
-            return await self._send(*messages[0])
+        """PUBLISH each (channel, message), several in one pipeline, unless Redis is known to be away;
+        False when they did not (all) go out."""
         if not self._live or asyncio.get_running_loop().time() < self._paused_until:
             return False
         try:
-            async with self._client.pipeline(transaction=False) as pipe:
-                for channel, message in messages:
-                    pipe.publish(channel, message)
-                await pipe.execute()
+            if len(messages) == 1:
+                await self._client.publish(*messages[0])
+            else:
+                async with self._client.pipeline(transaction=False) as pipe:
+                    for channel, message in messages:
+                        pipe.publish(channel, message)
+                    await pipe.execute()
         except REDIS_ERRORS as exc:
             self._pause(exc)
             return False
