@@ -4,6 +4,7 @@ transaction leaves nothing behind; a repeated key is the ORM's IntegrityError.""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -12,10 +13,11 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from tokenwise.bus.memory import MemoryBus
 from tokenwise.db.database import Database
 from tokenwise.db.direct import Direct
 from tokenwise.db.migrate import upgrade
-from tokenwise.db.tables import DatasetRow, MessageRow, RunRow, ThreadRow, UserRow, utcnow
+from tokenwise.db.tables import DatasetRow, MessageRow, RunEventRow, RunRow, ThreadRow, UserRow, utcnow
 from tokenwise.runs.queue import Lease
 from tokenwise.services.chat import Chat
 
@@ -42,7 +44,9 @@ async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Da
 async def test_a_submitted_run_reads_back_through_the_orm_as_written(db: Database) -> None:
     lease = Lease("worker-a", utcnow() + timedelta(seconds=6))
     before = utcnow()
-    submitted = await Chat(db).submit("u1", "What did we spend?", client_message_id="c1", lease=lease)
+    submitted = await Chat(db, MemoryBus()).submit(
+        "u1", "What did we spend?", client_message_id="c1", lease=lease
+    )
     async with db.session() as session:
         run = await session.get(RunRow, submitted.run_id)
         message = await session.get(MessageRow, submitted.message_id)
@@ -50,7 +54,7 @@ async def test_a_submitted_run_reads_back_through_the_orm_as_written(db: Databas
     assert run is not None
     assert message is not None
     assert thread is not None
-    assert (run.status, run.epoch, run.attempts, run.last_seq) == ("running", 1, 1, 0)
+    assert (run.status, run.epoch, run.attempts, run.last_seq) == ("running", 1, 1, 1)
     assert (run.lease_owner, run.lease_expires_at) == (lease.owner, lease.expires_at)
     assert run.opens_thread is True
     assert run.final_published is True
@@ -63,6 +67,15 @@ async def test_a_submitted_run_reads_back_through_the_orm_as_written(db: Databas
         submitted.run_id,
     )
     assert (thread.user_id, thread.title, thread.created_at) == ("u1", "What did we spend?", run.created_at)
+    # the run's first event is stored with it, as the submission hands it to the caller to send
+    async with db.session() as session:
+        events = (
+            (await session.execute(select(RunEventRow).where(RunEventRow.run_id == run.id))).scalars().all()
+        )
+    assert [(event.seq, event.type) for event in events] == [(1, "agent_started")]
+    assert submitted.first is not None
+    assert submitted.first.body == events[0].body
+    assert json.loads(events[0].body)["agent_name"] == "supervisor"
     # stored datetimes compare with the ORM's own: a lease query sees the run as leased until its expiry
     async with db.session() as session:
         leased = await session.scalar(select(RunRow.id).where(RunRow.lease_expires_at > lease.expires_at))

@@ -37,7 +37,7 @@ async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Da
 
 
 async def _queued(db: Database, user_id: str, count: int) -> list[str]:
-    chat = Chat(db, max_active_runs=1000)
+    chat = Chat(db, MemoryBus(), max_active_runs=1000)
     return [(await chat.submit(user_id, f"question {i}")).run_id for i in range(count)]
 
 
@@ -73,18 +73,23 @@ async def test_a_fenced_writer_loses_only_its_own_events(db: Database) -> None:
         taken, other = await _queued(db, "u1", 2)
         queue = RunQueue(db, lease_s=30)
         jobs = {job.run_id: job for job in await queue.claim("a", 2)}
-        old = RunRecorder(log, user_id="u1", run_id=taken, thread_id="t", epoch=jobs[taken].epoch)
-        bystander = RunRecorder(log, user_id="u1", run_id=other, thread_id="t", epoch=jobs[other].epoch)
-        old.emit("agent_started", "supervisor", {})
+        # Each run's first event (seq 1) was stored with it: the holders number on from there.
+        assert jobs[taken].announced
+        assert jobs[other].announced
+        old = RunRecorder(log, user_id="u1", run_id=taken, thread_id="t", epoch=jobs[taken].epoch, seq=1)
+        bystander = RunRecorder(
+            log, user_id="u1", run_id=other, thread_id="t", epoch=jobs[other].epoch, seq=1
+        )
+        old.emit("agent_thinking", "supervisor", {"thought": "early"})
         await log.flush()
         async with db.session() as session:
             await session.execute(update(RunRow).where(RunRow.id == taken).values(lease_expires_at=utcnow()))
         (successor,) = await queue.take_over("b", 10)
-        new = RunRecorder(log, user_id="u1", run_id=taken, thread_id="t", epoch=successor.epoch, seq=1)
+        new = RunRecorder(log, user_id="u1", run_id=taken, thread_id="t", epoch=successor.epoch, seq=2)
         # One batch holds the zombie's late events, its successor's and another run's.
         old.emit("agent_thinking", "supervisor", {"thought": "late"})
         new.emit("agent_thinking", "supervisor", {"thought": "successor"})
-        bystander.emit("agent_started", "supervisor", {})
+        bystander.emit("agent_thinking", "supervisor", {"thought": "bystander"})
         await log.flush()
         assert old.fenced
         assert not new.fenced
@@ -96,15 +101,16 @@ async def test_a_fenced_writer_loses_only_its_own_events(db: Database) -> None:
                 await session.execute(select(RunEventRow.run_id, RunEventRow.seq, RunEventRow.body))
             ).all()
         mine = sorted((seq, body) for run, seq, body in stored if run == taken)
-        assert [seq for seq, _ in mine] == [1, 2]
-        assert "successor" in mine[1][1]
-        assert [seq for run, seq, _ in stored if run == other] == [1]
+        assert [seq for seq, _ in mine] == [1, 2, 3]
+        assert "early" in mine[1][1]
+        assert "successor" in mine[2][1]
+        assert sorted(seq for run, seq, _ in stored if run == other) == [1, 2]
     finally:
         await log.stop()
 
 
 async def test_runs_over_the_users_limit_are_refused_and_nothing_is_stored(db: Database) -> None:
-    chat = Chat(db, max_active_runs=2)
+    chat = Chat(db, MemoryBus(), max_active_runs=2)
     await chat.submit("u1", "one")
     await chat.submit("u1", "two")
     with pytest.raises(TooManyRuns) as refused:

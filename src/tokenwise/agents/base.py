@@ -90,6 +90,8 @@ class RunContext:
     # Taken over from a worker that died: the run's events so far are stored and `results` holds the
     # agents that completed; the pipeline goes on from the next one instead of starting again.
     resumed: bool = False
+    # The supervisor's agent_started is stored already, with the run (runs/recorder.py `opening`).
+    announced: bool = False
     # The last sub-agent to run (`POST /api/agents/{agent}`): later ones are skipped, reporting still
     # writes the report, which carries this agent's result. None: the whole pipeline.
     stop_after: str | None = None

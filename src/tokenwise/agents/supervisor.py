@@ -47,7 +47,7 @@ async def run_pipeline(
             done = ", ".join(name for name in PIPELINE if name in ctx.results) or "none"
             thought = f"Continuing this run on another worker; agents already done: {done}."
             ctx.sink.emit("agent_thinking", SUPERVISOR, {"thought": thought})
-        else:
+        elif not ctx.announced:
             ctx.sink.emit("agent_started", SUPERVISOR, {"description": SUPERVISOR_DESCRIPTION})
         report, markdown = await _orchestrate(ctx, roster, ledger)
         # The report is stored with its run: the run id is its id (GET /api/reports/{id}).

@@ -60,8 +60,9 @@ _Item = _Append | _Checkpoint | asyncio.Future[None]
 
 
 def _urgent(item: _Item) -> bool:
-    """A run's first event (what a user waits for after sending) or a flush (a run's end waits on it)."""
-    return isinstance(item, asyncio.Future) or (isinstance(item, _Append) and item.event.seq == 1)
+    """A run's first events (its first is stored with the run: services/chat.py; the next is the first a
+    worker appends, what its user waits for next) or a flush (a run's end waits on it)."""
+    return isinstance(item, asyncio.Future) or (isinstance(item, _Append) and item.event.seq <= 2)
 
 
 class EventLog:

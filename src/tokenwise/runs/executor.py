@@ -65,6 +65,7 @@ class Executor:
             run_id=job.run_id,
             thread_id=job.thread_id,
             epoch=job.epoch,
+            seq=1 if job.announced else 0,  # a takeover numbers on from what is stored (_take_over)
             results=results,
             on_fenced=on_fenced,
         )
@@ -80,6 +81,7 @@ class Executor:
             results=recorder.results if recorder.results is not None else {},
             thread=self._thread_for(job),
             stop_after=job.stop_after,
+            announced=job.announced,
         )
 
     async def execute(self, job: RunJob, recorder: RunRecorder) -> None:

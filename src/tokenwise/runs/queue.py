@@ -58,7 +58,7 @@ _CLAIM = (
     " attempts = attempts + 1, status = 'running'"
     " WHERE id IN (SELECT id FROM picked) AND status = 'queued'"
     " RETURNING id, user_id, thread_id, question, opens_thread, epoch, attempts, checkpoint,"
-    " cancel_requested_at, stop_after"
+    " cancel_requested_at, stop_after, last_seq"
 )
 _CLAIMED = (
     RunRow.id,
@@ -71,6 +71,7 @@ _CLAIMED = (
     RunRow.checkpoint,
     RunRow.cancel_requested_at,
     RunRow.stop_after,
+    RunRow.last_seq,
 )
 
 
@@ -94,24 +95,26 @@ class RunJob:
     cancel_requested: bool = False  # a stop arrived before the claim
     handed_back: bool = False  # released by a draining worker: it goes on, whatever the recovery setting
     stop_after: str | None = None  # the last agent to run (POST /api/agents/{agent}); None: all of them
+    announced: bool = False  # its first event (the supervisor's start) was stored with it (`opening`)
 
     @classmethod
     def from_values(cls, values: Sequence[Any]) -> RunJob:
         """A queued run just claimed, from the plain SQL's row (`_CLAIM`'s RETURNING): the JSON
         checkpoint comes back as its text there."""
-        run_id, user_id, thread_id, question, opens_thread, epoch, attempts, checkpoint, cancel, stop = values
+        run_id, user_id, thread_id, question, opened, epoch, attempts, checkpoint, cancel, stop, seq = values
         return cls(
             run_id=run_id,
             user_id=user_id,
             thread_id=thread_id,
             question=question or "",
-            opens_thread=bool(opens_thread),
+            opens_thread=bool(opened),
             epoch=epoch,
             attempts=attempts,
             checkpoint=json.loads(checkpoint) if isinstance(checkpoint, str) else checkpoint,
             takeover=False,
             cancel_requested=cancel is not None,
             stop_after=stop,
+            announced=seq > 0,
         )
 
     @classmethod
@@ -129,6 +132,7 @@ class RunJob:
             cancel_requested=row.cancel_requested_at is not None,
             handed_back=handed_back,
             stop_after=row.stop_after,
+            announced=row.last_seq > 0,
         )
 
 

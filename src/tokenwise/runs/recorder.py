@@ -7,10 +7,25 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from tokenwise.agents.catalogue import SUPERVISOR_DESCRIPTION
 from tokenwise.runs.event_log import EventLog
 from tokenwise.session.events import SUPERVISOR, RunEvent
 
 log = logging.getLogger(__name__)
+
+
+def opening(*, user_id: str, run_id: str, thread_id: str) -> RunEvent:
+    """A run's first event, the supervisor's `agent_started` (seq 1): stored with the run by whoever stores
+    it (services/chat.py) and sent with the ack, so the first event a user waits for needs no worker."""
+    return RunEvent.create(
+        user_id=user_id,
+        run_id=run_id,
+        thread_id=thread_id,
+        seq=1,
+        type="agent_started",
+        agent_name=SUPERVISOR,
+        data={"description": SUPERVISOR_DESCRIPTION},
+    )
 
 
 class RunRecorder:

@@ -12,11 +12,15 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tokenwise.bus.base import EventBus
 from tokenwise.db.database import Database
 from tokenwise.db.direct import INSERT_MESSAGE, Transaction
 from tokenwise.db.tables import MessageRow, RunRow, ThreadRow, utcnow
 from tokenwise.errors import NotFound, TooManyRuns
+from tokenwise.runs.event_log import EventLog
 from tokenwise.runs.queue import ACTIVE, Lease
+from tokenwise.runs.recorder import opening
+from tokenwise.session.events import RunEvent
 from tokenwise.session.frames import THREAD_ID
 
 CLIENT_THREAD_ID = re.compile(THREAD_ID)  # what a client-chosen id of a new thread may be
@@ -24,7 +28,7 @@ _COUNT_ACTIVE = "SELECT count(*) FROM runs WHERE user_id = :user_id AND status I
 _INSERT_RUN = (
     "INSERT INTO runs (id, thread_id, user_id, message_id, status, created_at, last_seq, question,"
     " stop_after, opens_thread, lease_owner, lease_expires_at, epoch, attempts, final_published)"
-    " VALUES (:id, :thread_id, :user_id, :message_id, :status, :created_at, 0, :question,"
+    " VALUES (:id, :thread_id, :user_id, :message_id, :status, :created_at, 1, :question,"
     " :stop_after, :opens_thread, :lease_owner, :lease_expires_at, :claims, :claims, TRUE)"
 )
 
@@ -45,6 +49,7 @@ class Submission:
     is_new: bool  # False when the client_message_id was seen before: no second run
     opens_thread: bool = False  # the message started its thread: there is no context to read
     stop_after: str | None = None  # the last agent its run's pipeline runs (None: all)
+    first: RunEvent | None = None  # a new run's first event, stored and published with it (`opening`)
 
 
 def thread_json(row: ThreadRow) -> dict[str, Any]:
@@ -93,8 +98,8 @@ class ThreadTurns:
 
 
 class Chat:
-    def __init__(self, db: Database, *, max_active_runs: int = 5) -> None:
-        self._db, self._max_active = db, max_active_runs
+    def __init__(self, db: Database, bus: EventBus, *, max_active_runs: int = 5) -> None:
+        self._db, self._bus, self._max_active = db, bus, max_active_runs
         self._direct = db.direct
 
     async def _owned_thread(self, session: AsyncSession, user_id: str, thread_id: str) -> ThreadRow:
@@ -148,6 +153,9 @@ class Chat:
         lease: Lease | None = None,
     ) -> Submission:
         """Store a user message and its run (a new thread when none is named); idempotent per client id.
+
+        A new run is stored with its first event (the supervisor's `agent_started`), published once
+        committed: the caller sends it right after the ack, before any worker has claimed the run.
 
         `create_thread`: a well-formed `thread_id` that does not exist yet opens that thread for this user
         (one of another user's stays NotFound). `stop_after`: the last agent the run's pipeline runs.
@@ -222,6 +230,8 @@ class Chat:
                         "claims": 0 if lease is None else 1,  # epoch and attempts
                     },
                 )
+                first = opening(user_id=user_id, run_id=run_id, thread_id=thread_id)
+                await EventLog.store_in(tx, [first])
         except (IntegrityError, TooManyRuns) as exc:
             # This client_message_id was seen before (or raced with a twin, or is resent at the run
             # limit after a reconnect): the first one owns the run, and gets the same ack.
@@ -231,6 +241,7 @@ class Chat:
             if isinstance(exc, IntegrityError) and chosen:
                 raise _ThreadRace from exc  # another message created the same client-chosen thread first
             raise
+        await self._bus.publish(first)  # stored first: a resume or another tab reads what this sends
         return Submission(
             message_id,
             thread_id,
@@ -240,6 +251,7 @@ class Chat:
             is_new=True,
             opens_thread=opens_thread,
             stop_after=stop_after,
+            first=first,
         )
 
     async def _admit(self, tx: Transaction, user_id: str) -> None:

@@ -133,7 +133,7 @@ class Services:
                 settings.role.value,
             )
         event_log = EventLog(db, bus)
-        chat = Chat(db, max_active_runs=settings.max_active_runs_per_user)
+        chat = Chat(db, bus, max_active_runs=settings.max_active_runs_per_user)
 
         prices = load_prices(settings.prices_file)
         price_overrides = PriceOverrides(db, prices)

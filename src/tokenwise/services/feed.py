@@ -67,14 +67,17 @@ class Feed:
             self.tracker.follow(run_id, after_seq)
             await self._replay(run_id, after_seq)
 
-    async def start_run(self, submit: Callable[[], Awaitable[str | None]]) -> str | None:
-        """Store and announce a run (`submit` returns its id once the ack is sent, None for no new run),
-        then follow it from its first event; no event of the run can overtake its announcement."""
+    async def start_run(self, submit: Callable[[], Awaitable[RunEvent | None]]) -> str | None:
+        """Store and announce a run (`submit` returns its stored first event once the ack is sent, None
+        for no new run), send that event and follow the run; no event of it can overtake the ack. The
+        bus's copy of the first event then arrives as a repeat, and is dropped."""
         async with self._lock:
-            run_id = await submit()
-            if run_id is not None:
-                self.tracker.follow(run_id, 0)
-            return run_id
+            first = await submit()
+            if first is None:
+                return None
+            self.tracker.follow(first.run_id, 0)
+            await self._deliver(first)
+            return first.run_id
 
     def when_ready(self, callback: Callable[[], None]) -> None:
         """Call `callback` once there is something to deliver (see `deliver_ready`)."""

@@ -69,6 +69,7 @@ class Runs:
                 checkpoint=None,
                 takeover=False,
                 stop_after=submission.stop_after,
+                announced=submission.first is not None,
             )
             if worker.admits(user_id):
                 worker.adopt(job)

@@ -8,7 +8,7 @@ from tokenwise.errors import AuthenticationError, Conflict, TokenExpired, TooMan
 from tokenwise.faults import FaultPoint, trip
 from tokenwise.services.chat import Submission, message_json
 from tokenwise.session import frames
-from tokenwise.session.events import now_iso
+from tokenwise.session.events import RunEvent, now_iso
 from tokenwise.web.diagnostics import received
 
 if TYPE_CHECKING:
@@ -34,8 +34,9 @@ async def user_message(conn: ChatConnection, frame: frames.UserMessage) -> None:
         return
     lease = services.runs.reserve(conn.user_id)  # the in-process worker takes it at once, if it has room
     submitted: Submission | None = None
+    received = conn.loop.time()
 
-    async def submit_and_ack() -> str | None:
+    async def submit_and_ack() -> RunEvent | None:
         nonlocal submitted
         # A thread id the client chose that does not exist yet opens that thread for this user.
         submitted = submission = await services.chat.submit(
@@ -56,14 +57,13 @@ async def user_message(conn: ChatConnection, frame: frames.UserMessage) -> None:
             }
         )
         # A repeated client_message_id gets the same ack, and no second run.
-        return submission.run_id if submission.is_new else None
+        return submission.first if submission.is_new else None
 
     try:
-        # Stored, queued and acked under the feed's lock: a worker may publish the run's first event
-        # before the ack is sent, and the feed holds it back until the ack is out.
-        run_id = await conn.feed.start_run(submit_and_ack)
-        if run_id is not None:
-            conn.submitted(run_id)
+        # Stored, queued and acked under the feed's lock, then the run's first event (stored with it):
+        # a worker may publish the next ones before the ack is sent, and the feed holds them back.
+        if await conn.feed.start_run(submit_and_ack) is not None:
+            services.metrics.first_event(conn.loop.time() - received)
     except TooManyRuns as exc:
         exc.details["client_message_id"] = frame.client_message_id  # which message was not taken
         raise

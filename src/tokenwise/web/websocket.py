@@ -51,16 +51,14 @@ class ChatConnection:
         self.expires_at = datetime.max.replace(tzinfo=UTC)
         self._send_lock = asyncio.Lock()
         self._feed: Feed | None = None
-        self._submitted_at: dict[str, float] = {}
         self._close_code: int | None = None
         self._expiry: asyncio.TimerHandle | None = None
         self._pumping: asyncio.Task[None] | None = None  # delivering what the feed received, while it does
         self._handshake_headers = b""  # name:value lines (HTTP forbids ':' in names and newlines in values)
         self._background: asyncio.Task[None] | None = None  # the closing at expiry, kept from the GC
-        self._loop = asyncio.get_running_loop()
-        self._bucket = TokenBucket(
-            self.settings.messages_per_second, self.settings.message_burst, self._loop.time()
-        )
+        self.loop = asyncio.get_running_loop()
+        limits = self.settings
+        self._bucket = TokenBucket(limits.messages_per_second, limits.message_burst, self.loop.time())
 
     # ---- sending -----------------------------------------------------------------------------------
     async def send(self, frame: dict[str, Any]) -> None:
@@ -81,8 +79,6 @@ class ChatConnection:
     async def send_event(self, event: RunEvent) -> None:
         await self.send_text(event.body)
         self.services.metrics.event_sent(event.type)
-        if event.seq == 1 and (started := self._submitted_at.pop(event.run_id, None)) is not None:
-            self.services.metrics.first_event(self._loop.time() - started)
 
     async def close(self, code: int, reason: str) -> NoReturn:
         async with self._send_lock:
@@ -260,7 +256,7 @@ class ChatConnection:
             if self._close_code is not None:
                 continue  # closing (the pump failed, or the token expired): drain until the disconnect
             self.services.metrics.message()
-            if (wait := self._bucket.take(self._loop.time())) > 0:
+            if (wait := self._bucket.take(self.loop.time())) > 0:
                 await self.fail(errors.RateLimited("too many messages; slow down", retry_after_s=wait))
                 continue
             text = message.get("text")
@@ -348,7 +344,7 @@ class ChatConnection:
 
     def _schedule_expiry(self) -> None:
         remaining = (self.expires_at - datetime.now(UTC)).total_seconds()
-        self._expiry = self._loop.call_later(max(0.0, min(remaining, 3600.0)), self._on_expiry_timer)
+        self._expiry = self.loop.call_later(max(0.0, min(remaining, 3600.0)), self._on_expiry_timer)
 
     def _on_expiry_timer(self) -> None:
         if self.expires_at > datetime.now(UTC):
@@ -372,10 +368,6 @@ class ChatConnection:
     def feed(self) -> Feed:
         assert self._feed is not None
         return self._feed
-
-    def submitted(self, run_id: str) -> None:
-        """Remember when a run was asked for, to measure the time to its first event."""
-        self._submitted_at[run_id] = self._loop.time()
 
 
 CHAT_PATHS = ("/ws", "/api/v1/websocket")
