@@ -2,7 +2,9 @@
 
 A user's further runs wait queued (the one stored leased to the in-process worker is put back in the
 queue) until one of theirs ends, while another user's run starts at once; every run still completes,
-its events contiguous from seq 1.
+its events contiguous from seq 1. A run's first event (seq 1, the supervisor's `agent_started`) is stored
+with the message and sent with the ack, so a waiting run shows it at once; it starts when a worker records
+its next one.
 """
 
 from __future__ import annotations
@@ -82,10 +84,16 @@ class Client:
         run_id: str = ack["run_id"]
         return run_id
 
-    async def first_event(self, run_id: str) -> float:
-        while not self.events[run_id]:
+    async def event(self, run_id: str, seq: int) -> tuple[float, dict[str, Any]]:
+        """When the run's event `seq` arrived, and the event."""
+        while len(self.events[run_id]) < seq:
             await asyncio.sleep(0.005)
-        return self.events[run_id][0][0]
+        return self.events[run_id][seq - 1]
+
+    async def started(self, run_id: str) -> float:
+        """When a worker's first event of the run arrived (seq 2: seq 1 comes with the ack)."""
+        arrived, _ = await self.event(run_id, 2)
+        return arrived
 
     async def end(self, run_id: str) -> float:
         await asyncio.wait_for(self.ended[run_id].wait(), 60)
@@ -121,14 +129,18 @@ async def test_a_users_second_run_waits_for_its_first_while_another_users_runs_a
     (a, a_token), (b, b_token) = await _client(live), await _client(live)
     try:
         first = await a.say()
-        await a.first_event(first)
+        await a.started(first)
         second = await a.say()  # a executes its one run already: this one waits queued
+        # ... and its first event came with the ack, while no worker holds it
+        _, opening = await asyncio.wait_for(a.event(second, 1), 5)
+        assert (opening["type"], opening["agent_name"]) == ("agent_started", "supervisor")
         assert await _status(live, a_token, second) == "queued"
+        assert len(a.events[second]) == 1
         other = await b.say()  # another user's run is not held back by a's
-        b_started = await b.first_event(other)
+        b_started = await b.started(other)
         assert not a.ended[first].is_set(), "a's first run ended before b's started: no overlap seen"
         first_ended = await a.end(first)
-        second_started = await a.first_event(second)
+        second_started = await a.started(second)
         assert second_started >= first_ended, "a's second run started before its first ended"
         assert b_started < first_ended
         await a.end(second)
@@ -150,7 +162,7 @@ async def test_a_flood_of_one_user_runs_one_at_a_time_and_every_run_completes(li
         other = await b.say()
         await b.end(other)
         assert not all(a.ended[run_id].is_set() for run_id in runs)  # b's run did not wait for a's
-        spans = [(await a.first_event(run_id), await a.end(run_id)) for run_id in runs]
+        spans = [(await a.started(run_id), await a.end(run_id)) for run_id in runs]
         starts_and_ends = sorted(spans)
         for (_, ended), (started, _) in itertools.pairwise(starts_and_ends):
             assert started >= ended, "two runs of one user overlapped"
