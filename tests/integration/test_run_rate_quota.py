@@ -188,7 +188,12 @@ async def test_the_redis_bucket_is_shared_by_every_process(
 @pytest.mark.redis
 async def test_the_redis_bucket_refills_at_the_rate(make_rate: MakeRate) -> None:
     one, two = make_rate(120), make_rate(120)  # two a second
-    await asyncio.gather(*(rate.admit("alice") for rate in (one, two) for _ in range(60)))
+    # Taken in turns, not all at once: 120 concurrent admits open as many connections, and on a busy
+    # machine one of them outlasting the link's 0.5 s connect timeout sends that process to counting
+    # alone (what it should do; the sharing itself is the test above).
+    for _ in range(60):
+        await one.admit("alice")
+        await two.admit("alice")
     with pytest.raises(RunRateLimited) as refused:
         await one.admit("alice")
     assert 0 < refused.value.retry_after_s <= 0.5

@@ -34,7 +34,7 @@ async def user_message(conn: ChatConnection, frame: frames.UserMessage) -> None:
         return
     lease = services.runs.reserve(conn.user_id)  # the in-process worker takes it at once, if it has room
     submitted: Submission | None = None
-    received = conn.loop.time()
+    asked_at = conn.loop.time()
 
     async def submit_and_ack() -> RunEvent | None:
         nonlocal submitted
@@ -63,7 +63,7 @@ async def user_message(conn: ChatConnection, frame: frames.UserMessage) -> None:
         # Stored, queued and acked under the feed's lock, then the run's first event (stored with it):
         # a worker may publish the next ones before the ack is sent, and the feed holds them back.
         if await conn.feed.start_run(submit_and_ack) is not None:
-            services.metrics.first_event(conn.loop.time() - received)
+            services.metrics.first_event(conn.loop.time() - asked_at)
     except TooManyRuns as exc:
         exc.details["client_message_id"] = frame.client_message_id  # which message was not taken
         raise
