@@ -35,7 +35,7 @@ async def test_the_log_is_checkpointed_off_the_commits_and_stays_bounded(tmp_pat
                     "INSERT INTO run_events (run_id, seq, type, body) VALUES (:r, 1, 't', :b)", batch
                 )
             rows += len(batch)
-        # the thread finds the log too long and truncates it (the writes go on meanwhile)
+        # the thread finds the log too long and has it start over, cut back (the writes go on meanwhile)
         deadline = time.monotonic() + 10
         while _size(wal) > checkpoint.MAX_WAL_BYTES and time.monotonic() < deadline:
             await asyncio.sleep(0.1)

@@ -4,11 +4,17 @@ SQLite checkpoints the write-ahead log by itself when a commit finds it over 1,0
 commit, and a checkpoint syncs the file: that commit (and so every transaction queued behind the one
 connection) waited tens of milliseconds, at times 200 ms. So the server's connection never checkpoints
 (`wal_autocheckpoint=0`), and this thread does, every `INTERVAL_S`, on a connection of its own: a PASSIVE
-checkpoint takes no lock that writers or readers wait for. The log only starts over from its beginning
-once a checkpoint has caught up with it, and steady writes never let a passive one catch up: past
-`MAX_WAL_BYTES` the thread runs a TRUNCATE checkpoint, right after its passive one so that little is left
-to copy; writers wait for it (a few milliseconds, in SQLite's busy handler). Run from the server's own
-connection instead, it first waited for the thread's checkpoint to end: 80 ms of nothing.
+checkpoint takes no lock that writers or readers wait for.
+
+The log only starts over from its beginning when a writer finds everything in it checkpointed, and steady
+writes never let a passive checkpoint catch up (commits land during its sync). So once the log holds
+`MAX_WAL_BYTES` the thread runs a RESTART checkpoint right after its passive one: it holds writers off
+while it copies what little is left and syncs, and the next commit writes the log from its start (and
+cuts the file back to `KEEP_WAL_BYTES`). Measured under steady writes (docs/performance.md): a TRUNCATE
+past 64 MiB held every commit 110-180 ms, mostly for shortening a 64 MiB file and for its own busy
+handler, which sleeps 1, 2, 5, 10 ms ... between tries while writers wait on it; this RESTART, tried
+without a busy handler every half millisecond, past 8 MiB: 8-20 ms. Run from the server's own connection
+instead, a checkpoint first waited for the thread's to end: 80 ms of nothing.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -23,8 +30,10 @@ log = logging.getLogger(__name__)
 # next commit starts the log over: it stays a few MiB); measured at 180 commits/s: commit max 2.9 ms
 # (1 s: 4.5 ms and a log that never started over; SQLite's own: 31 ms).
 INTERVAL_S = 0.1
-MAX_WAL_BYTES = 64 * 1024 * 1024  # past it (steady writes never let a passive one finish): TRUNCATE
-KEEP_WAL_BYTES = 16 * 1024 * 1024  # journal_size_limit: what the file is cut back to when it starts over
+MAX_WAL_BYTES = 8 * 1024 * 1024  # a log this long (steady writes never let a passive one finish): RESTART
+KEEP_WAL_BYTES = MAX_WAL_BYTES  # journal_size_limit: what the file is cut back to when it starts over
+RESTART_TRY_S = 0.0005  # between two tries of the RESTART (it gives way to a writer at once)
+RESTART_TRIES = 200
 
 
 class Checkpointer:
@@ -43,25 +52,21 @@ class Checkpointer:
         if self._thread.is_alive():
             self._thread.join(timeout=5)
 
-    def _wal_bytes(self) -> int:
-        try:
-            return self._path.with_name(self._path.name + "-wal").stat().st_size
-        except OSError:
-            return 0
-
     def _run(self) -> None:
         try:
-            # mode=rw: never create the file (a deleted database must stay missing, see Database)
-            connection = sqlite3.connect(f"file:{self._path}?mode=rw", uri=True, timeout=1.0)
+            # mode=rw: never create the file (a deleted database must stay missing, see Database).
+            # timeout=0: no busy handler; the RESTART retries on its own (see the module's docstring).
+            connection = sqlite3.connect(f"file:{self._path}?mode=rw", uri=True, timeout=0)
+            page_bytes = int(connection.execute("PRAGMA page_size").fetchone()[0])
         except sqlite3.Error as exc:
             log.warning("sqlite checkpoints: cannot open %s (%s); SQLite's own will do", self._path, exc)
             return
         try:
             while not self._stopped.wait(self._interval_s):
                 try:
-                    connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-                    if self._wal_bytes() > MAX_WAL_BYTES:
-                        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+                    _busy, frames, _copied = connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                    if frames * page_bytes >= MAX_WAL_BYTES:
+                        _restart(connection)
                 except sqlite3.Error as exc:  # a full disk, a lost file: readiness says so; try again
                     log.debug("sqlite checkpoint failed: %s", exc)
             connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()  # what the last second wrote
@@ -69,3 +74,14 @@ class Checkpointer:
             pass
         finally:
             connection.close()
+
+
+def _restart(connection: sqlite3.Connection) -> bool:
+    """Checkpoint everything and have the next writer start the log over; False if writers or readers
+    kept it from finishing for `RESTART_TRIES` tries (the next interval tries again)."""
+    for _ in range(RESTART_TRIES):
+        (busy, _frames, _copied) = connection.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
+        if not busy:
+            return True
+        time.sleep(RESTART_TRY_S)
+    return False
