@@ -18,6 +18,7 @@ from tokenwise.db.database import Database
 from tokenwise.db.direct import Direct
 from tokenwise.db.migrate import upgrade
 from tokenwise.db.tables import DatasetRow, MessageRow, RunEventRow, RunRow, ThreadRow, UserRow, utcnow
+from tokenwise.runs.event_log import EventLog
 from tokenwise.runs.queue import Lease
 from tokenwise.services.chat import Chat
 
@@ -150,3 +151,24 @@ async def test_a_repeated_key_is_an_integrity_error_and_the_first_row_stays(db: 
     async with db.session() as session:
         titles = list(await session.scalars(select(ThreadRow.title).order_by(ThreadRow.id)))
     assert titles == ["first"]  # t2 went with the failed transaction
+
+
+async def test_the_runs_stored_lately_are_found_per_user_from_a_moment(db: Database) -> None:
+    """What a feed looks up when the bus could not announce a run (runs/event_log.py `started_since`)."""
+    async with db.session() as session:
+        session.add(UserRow(id="u2", email="u2@example.com", password_hash="x"))
+    chat, log = Chat(db, MemoryBus()), EventLog(db, MemoryBus())
+    before = (await chat.submit("u1", "an earlier question")).run_id
+    moment = utcnow()
+    mine = [(await chat.submit("u1", f"question {i}")).run_id for i in range(3)]
+    await chat.submit("u2", "someone else's")
+    assert await log.started_since("u1", moment) == mine  # oldest first, only u1's, none from before
+    assert before in await log.started_since("u1", moment - timedelta(seconds=5))
+    # only the columns asked for are read; they come back as the ORM reads them
+    (row,) = await db.direct.rows(RunRow, "id = :id", {"id": mine[0]}, columns=("id", "created_at"))
+    async with db.session() as session:
+        orm = await session.get(RunRow, mine[0])
+    assert orm is not None
+    assert (row.id, row.created_at) == (orm.id, orm.created_at)
+    assert row.question is None  # not read
+    assert orm.question == "question 0"

@@ -307,11 +307,6 @@ async def test_redis_down_clients_still_get_every_event_and_live_delivery_return
     assert max(lags) < RESYNC_S, lags
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known limit: a tab learns of a run it did not start from its live seq 1; while Redis is down "
-    "its resyncs replay only the runs it follows (docs/operations.md, Redis down). It resumes on reconnect.",
-)
 async def test_redis_down_a_run_started_in_one_tab_still_reaches_the_users_other_tabs(
     cluster: Cluster, tabs: Tabs, redis_server: RedisServer
 ) -> None:

@@ -152,20 +152,24 @@ class Direct:
         dialect = db.engine.dialect
         processor = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
         self._stamp: Callable[[datetime], str] = processor or str
-        self._readers: dict[type[Base], _Reader] = {}
+        self._readers: dict[tuple[type[Base], tuple[str, ...]], _Reader] = {}
         dbapi = getattr(dialect, "loaded_dbapi", None)
         self._connect_error: type[Exception] = getattr(dbapi, "Error", DBAPIError)
 
-    async def rows(self, model: type[M], where: str, params: Params, order_by: str = "") -> list[M]:
-        """Instances of `model` (detached, as a closed session would leave them) for `WHERE where`.
+    async def rows(
+        self, model: type[M], where: str, params: Params, order_by: str = "", columns: Sequence[str] = ()
+    ) -> list[M]:
+        """Instances of `model` (detached, as a closed session would leave them) for `WHERE where`, with
+        every column or only `columns` (the others are left unset).
 
         The columns' own result processors (the engine's dialect's) turn what the driver returns into
         values, exactly as the ORM reads them: on SQLite the stored text, on PostgreSQL asyncpg's values
         (a JSON column's text, through the codec SQLAlchemy's dialect sets on each connection).
         """
-        reader = self._readers.get(model)
+        key = (model, tuple(columns))
+        reader = self._readers.get(key)
         if reader is None:
-            reader = self._readers[model] = _Reader(model, self._db.engine.dialect)
+            reader = self._readers[key] = _Reader(model, self._db.engine.dialect, key[1])
         # `where` and `order_by` are the callers' fixed SQL; values only ever come in `params`
         sql = f"SELECT {reader.columns} FROM {reader.table} WHERE {where}"  # noqa: S608
         if order_by:
@@ -237,14 +241,13 @@ class Direct:
 class _Reader:
     """How to read one table's rows into its model without the ORM: columns and their processors."""
 
-    def __init__(self, model: type[Base], dialect: Dialect) -> None:
+    def __init__(self, model: type[Base], dialect: Dialect, only: Sequence[str] = ()) -> None:
         table = model.__table__
         self.model, self.table = model, str(model.__tablename__)
-        self.names = [column.key for column in table.columns]
-        self.columns = ", ".join(column.name for column in table.columns)
-        self.processors = [
-            column.type.dialect_impl(dialect).result_processor(dialect, None) for column in table.columns
-        ]
+        read = [column for column in table.columns if not only or column.key in only]
+        self.names = [column.key for column in read]
+        self.columns = ", ".join(column.name for column in read)
+        self.processors = [c.type.dialect_impl(dialect).result_processor(dialect, None) for c in read]
 
     def build(self, row: Sequence[Any]) -> Any:
         values = {

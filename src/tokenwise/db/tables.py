@@ -122,7 +122,10 @@ class RunRow(Base):
     """
 
     __tablename__ = "runs"
-    __table_args__ = (Index("ix_runs_status_lease", "status", "lease_expires_at"),)
+    __table_args__ = (
+        Index("ix_runs_status_lease", "status", "lease_expires_at"),
+        Index("ix_runs_created_at", "created_at"),  # the runs stored lately (runs/event_log.py)
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     thread_id: Mapped[str] = mapped_column(ForeignKey("threads.id", ondelete="CASCADE"), index=True)

@@ -16,14 +16,15 @@ import logging
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import select
 
-from tokenwise.bus.base import EventBus
+from tokenwise.bus.base import RESYNC_S, EventBus
 from tokenwise.db.database import Database
 from tokenwise.db.direct import Transaction, expand
-from tokenwise.db.tables import RunEventRow
+from tokenwise.db.tables import RunEventRow, RunRow, utcnow
 from tokenwise.errors import ServiceUnavailable
 from tokenwise.session.events import RunEvent
 
@@ -33,6 +34,10 @@ _FENCE = "SELECT id, epoch FROM runs WHERE status = 'running' AND id IN ({ids}){
 _INSERT_EVENT = "INSERT INTO run_events (run_id, seq, type, body) VALUES (:run_id, :seq, :type, :body)"
 _RETRY_S = 0.5
 _LINGER_S = 0.002
+# The runs stored lately (`started_since`): how far back, how many, and how long one lookup serves.
+_RECENT_S = 60.0
+_RECENT_MAX = 5000
+_RECENT_FRESH_S = RESYNC_S / 2
 
 
 class Writer(Protocol):
@@ -72,6 +77,8 @@ class EventLog:
         self._queue: asyncio.Queue[_Item] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
         self._lingering: asyncio.Future[None] | None = None  # the writer's moment for more events
+        self._recent: tuple[float, list[RunRow]] | None = None  # (when looked up, the runs)
+        self._recent_lock = asyncio.Lock()
 
     def start(self) -> None:
         self._writer = asyncio.create_task(self._write_forever(), name="event-log-writer")
@@ -130,6 +137,25 @@ class EventLog:
         async with self._db.session() as session:
             bodies = (await session.scalars(query.order_by(RunEventRow.seq))).all()
         return [RunEvent.from_body(user_id, body) for body in bodies]
+
+    async def started_since(self, user_id: str, since: datetime) -> list[str]:
+        """The user's runs stored at or after `since` (within the last minute), oldest first: for a feed
+        that cannot count on the bus to announce them (Redis away). One lookup serves every feed of this
+        process for half a resync, so an outage costs the database a query or two a second per process,
+        not one per connection."""
+        loop = asyncio.get_running_loop()
+        async with self._recent_lock:
+            if self._recent is None or loop.time() - self._recent[0] >= _RECENT_FRESH_S:
+                rows = await self._direct.rows(
+                    RunRow,
+                    "created_at >= :since",
+                    {"since": utcnow() - timedelta(seconds=_RECENT_S)},
+                    order_by=f"created_at DESC LIMIT {_RECENT_MAX}",
+                    columns=("id", "user_id", "created_at"),
+                )
+                self._recent = (loop.time(), rows[::-1])
+            recent = self._recent[1]
+        return [run.id for run in recent if run.user_id == user_id and run.created_at >= since]
 
     async def _store(
         self, groups: dict[tuple[str, int], list[_Append]], checkpoints: list[_Checkpoint]

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 
 from tokenwise.bus.base import EventBus, Overflowed, Subscription
+from tokenwise.db.tables import utcnow
 from tokenwise.runs.event_log import EventLog
 from tokenwise.session.delivery import DeliveryTracker, Verdict
 from tokenwise.session.events import RunEvent
@@ -27,10 +29,12 @@ class Feed:
         send: Send,
         *,
         follow_new_runs: bool = True,
+        opened_at: datetime | None = None,
     ) -> None:
         self.user_id, self._subscription, self._log, self._send = user_id, subscription, event_log, send
         self.tracker = DeliveryTracker()
         self._follow_new = follow_new_runs
+        self._opened_at = opened_at or utcnow()  # runs stored since are this feed's to show
         # Held while deciding and sending, so that a resume and the live pump never interleave.
         self._lock = asyncio.Lock()
 
@@ -39,7 +43,11 @@ class Feed:
         cls, bus: EventBus, user_id: str, event_log: EventLog, send: Send, *, follow_new_runs: bool = True
     ) -> Feed:
         """Subscribe to the user's events; call before reading or announcing anything."""
-        return cls(user_id, await bus.subscribe(user_id), event_log, send, follow_new_runs=follow_new_runs)
+        opened_at = utcnow()
+        subscription = await bus.subscribe(user_id)
+        return cls(
+            user_id, subscription, event_log, send, follow_new_runs=follow_new_runs, opened_at=opened_at
+        )
 
     async def close(self) -> None:
         await self._subscription.close()
@@ -119,3 +127,10 @@ class Feed:
         async with self._lock:
             for run_id, next_seq in self.tracker.following().items():
                 await self._replay(run_id, next_seq - 1)
+            if self._follow_new:
+                # Runs stored since the feed opened that the bus never announced to it (Redis away, or
+                # their first events were among the dropped): live, it would have followed each from seq 1.
+                for run_id in await self._log.started_since(self.user_id, self._opened_at):
+                    if not self.tracker.knows(run_id):
+                        self.tracker.follow(run_id, 0)
+                        await self._replay(run_id, 0)

@@ -50,6 +50,10 @@ class DeliveryTracker:
     def next_seq(self, run_id: str) -> int | None:
         return self._next.get(run_id)
 
+    def knows(self, run_id: str) -> bool:
+        """Followed, or finished on this connection (one of the last `_FINISHED_MEMORY`)."""
+        return run_id in self._next or run_id in self._finished
+
     def offer(self, run_id: str, seq: int) -> Offer:
         """What to do with a live event."""
         expected = self._next.get(run_id)
