@@ -76,12 +76,12 @@ class Checkpointer:
             connection.close()
 
 
-def _restart(connection: sqlite3.Connection) -> bool:
-    """Checkpoint everything and have the next writer start the log over; False if writers or readers
-    kept it from finishing for `RESTART_TRIES` tries (the next interval tries again)."""
+def _restart(connection: sqlite3.Connection) -> None:
+    """Checkpoint everything and have the next writer start the log over; writers or readers that keep it
+    from finishing for `RESTART_TRIES` tries leave it to the next interval."""
     for _ in range(RESTART_TRIES):
         (busy, _frames, _copied) = connection.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
         if not busy:
-            return True
+            return
         time.sleep(RESTART_TRY_S)
-    return False
+    log.debug("sqlite checkpoint: the log could not start over this time; trying at the next interval")

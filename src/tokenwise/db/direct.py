@@ -157,10 +157,17 @@ class Direct:
         self._connect_error: type[Exception] = getattr(dbapi, "Error", DBAPIError)
 
     async def rows(
-        self, model: type[M], where: str, params: Params, order_by: str = "", columns: Sequence[str] = ()
+        self,
+        model: type[M],
+        where: str,
+        params: Params,
+        order_by: str = "",
+        *,
+        columns: Sequence[str] = (),
+        limit: int | None = None,
     ) -> list[M]:
         """Instances of `model` (detached, as a closed session would leave them) for `WHERE where`, with
-        every column or only `columns` (the others are left unset).
+        every column or only `columns` (the others are left unset), at most `limit` of them.
 
         The columns' own result processors (the engine's dialect's) turn what the driver returns into
         values, exactly as the ORM reads them: on SQLite the stored text, on PostgreSQL asyncpg's values
@@ -174,6 +181,8 @@ class Direct:
         sql = f"SELECT {reader.columns} FROM {reader.table} WHERE {where}"  # noqa: S608
         if order_by:
             sql += f" ORDER BY {order_by}"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
         async with self.transaction() as tx:
             found = await tx.fetch(sql, params)
         return [reader.build(row) for row in found]

@@ -150,8 +150,9 @@ class EventLog:
                     RunRow,
                     "created_at >= :since",
                     {"since": utcnow() - timedelta(seconds=_RECENT_S)},
-                    order_by=f"created_at DESC LIMIT {_RECENT_MAX}",
+                    order_by="created_at DESC",
                     columns=("id", "user_id", "created_at"),
+                    limit=_RECENT_MAX,
                 )
                 self._recent = (loop.time(), rows[::-1])
             recent = self._recent[1]

@@ -28,13 +28,13 @@ class Feed:
         event_log: EventLog,
         send: Send,
         *,
-        follow_new_runs: bool = True,
-        opened_at: datetime | None = None,
+        follow_new_runs: bool,
+        opened_at: datetime,
     ) -> None:
         self.user_id, self._subscription, self._log, self._send = user_id, subscription, event_log, send
         self.tracker = DeliveryTracker()
         self._follow_new = follow_new_runs
-        self._opened_at = opened_at or utcnow()  # runs stored since are this feed's to show
+        self._opened_at = opened_at  # runs stored since are this feed's to show
         # Held while deciding and sending, so that a resume and the live pump never interleave.
         self._lock = asyncio.Lock()
 

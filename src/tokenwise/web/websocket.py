@@ -57,8 +57,9 @@ class ChatConnection:
         self._handshake_headers = b""  # name:value lines (HTTP forbids ':' in names and newlines in values)
         self._background: asyncio.Task[None] | None = None  # the closing at expiry, kept from the GC
         self.loop = asyncio.get_running_loop()
-        limits = self.settings
-        self._bucket = TokenBucket(limits.messages_per_second, limits.message_burst, self.loop.time())
+        self._bucket = TokenBucket(
+            self.settings.messages_per_second, self.settings.message_burst, self.loop.time()
+        )
 
     # ---- sending -----------------------------------------------------------------------------------
     async def send(self, frame: dict[str, Any]) -> None:
